@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Control-plane overhead of the local fake backend.
+
+Runs N trials of a trivial command at parallelism P through the whole product path (durable
+fake API on SQLite, controllers, random algorithm, local processes, StdOut metrics) and reports:
+
+* overhead per trial = (wall time - ideal schedule) / N, where the ideal schedule is
+  ceil(N / P) x the command's own median run time (measured beside it);
+* trials per second; peak RSS of the process (each size runs in a fresh child process).
+
+    python bench/controlplane.py                      # N = 100, 1000, 10000 at P = 10
+    python bench/controlplane.py --sizes 100,1000 --parallel 10
+
+Results: a table on stdout, and bench/results/controlplane.json + .md."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COMMAND = ["sh", "-c", "echo accuracy=0.5"]
+
+
+def experiment(n: int, parallel: int) -> dict:
+    return {
+        "apiVersion": "kubeflow.org/v1alpha3", "kind": "Experiment",
+        "metadata": {"name": "bench", "namespace": "default"},
+        "spec": {
+            "objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+            "algorithm": {"algorithmName": "random"},
+            "parallelTrialCount": parallel, "maxTrialCount": n, "maxFailedTrialCount": n,
+            "parameters": [{"name": "x", "parameterType": "double",
+                            "feasibleSpace": {"min": "0", "max": "1"}}],
+            "trialTemplate": {"goTemplate": {"rawTemplate": TEMPLATE}},
+        },
+    }
+
+
+TEMPLATE = """apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{.Trial}}
+  namespace: {{.NameSpace}}
+spec:
+  template:
+    spec:
+      containers:
+      - name: main
+        image: none
+        command: %s
+      restartPolicy: Never
+""" % json.dumps(COMMAND)
+
+
+def command_time(samples: int = 50) -> float:
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        subprocess.run(COMMAND, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_one(n: int, parallel: int) -> dict:
+    from katib.runtime import FakeControlPlane
+
+    with tempfile.TemporaryDirectory(prefix="katib-bench-") as tmp:
+        plane = FakeControlPlane(db_url=str(Path(tmp) / "katib.db"), work_dir=Path(tmp), seed=1)
+        t0 = time.perf_counter()
+        plane.backend.create(experiment(n, parallel))
+        plane.start()
+        try:
+            while True:
+                exp = plane.backend.get("Experiment", "default", "bench")
+                status = exp.get("status") or {}
+                done = any(c["type"] in ("Succeeded", "Failed") and c["status"] == "True"
+                           for c in status.get("conditions") or [])
+                if done and not status.get("trialsRunning") and not status.get("trialsPending"):
+                    break
+                time.sleep(0.01)
+            wall = time.perf_counter() - t0
+        finally:
+            plane.stop(kill_jobs=True)
+        succeeded = status.get("trialsSucceeded", 0)
+    return {"n": n, "parallel": parallel, "wall_s": wall, "succeeded": succeeded,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated trial counts")
+    parser.add_argument("--parallel", type=int, default=10, help="parallelTrialCount")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.parallel)))
+        return 0
+    cmd_s = command_time()
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        print(f"running N={n} P={args.parallel} ...", file=sys.stderr, flush=True)
+        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--parallel", str(args.parallel)],
+                             capture_output=True, text=True, check=True)
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        ideal = math.ceil(n / args.parallel) * cmd_s
+        res.update(ideal_s=ideal, overhead_ms=(res["wall_s"] - ideal) / n * 1000,
+                   trials_per_s=n / res["wall_s"])
+        rows.append(res)
+        print(f"  wall {res['wall_s']:.1f}s, overhead {res['overhead_ms']:.2f} ms/trial", file=sys.stderr)
+    lines = [f"command `{' '.join(COMMAND)}`: median {cmd_s * 1000:.2f} ms; P = {args.parallel}; "
+             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+             "", "| N | wall (s) | ideal (s) | overhead / trial (ms) | trials/s | peak RSS (MB) |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['n']} | {r['wall_s']:.2f} | {r['ideal_s']:.2f} | {r['overhead_ms']:.2f} | "
+                     f"{r['trials_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+    by_n = {r["n"]: r for r in rows}
+    if 1000 in by_n and 10000 in by_n:
+        lines.append("")
+        lines.append(f"overhead ratio 10,000 / 1,000: {by_n[10000]['overhead_ms'] / by_n[1000]['overhead_ms']:.2f}")
+    text = "\n".join(lines)
+    print(text)
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "controlplane.json").write_text(json.dumps({"command_ms": cmd_s * 1000, "rows": rows}, indent=2))
+    (results / "controlplane.md").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Katib-compatible hyperparameter tuning in one process."""

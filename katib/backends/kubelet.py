@@ -1,0 +1,217 @@
+"""The fake backend's kubelet: Job objects → local processes → Job status + metrics.
+
+On a cluster, a pod runs the trial and a collector sidecar reports its metrics before the
+pod ends. Here `LocalKubelet` runs the Job's container command as a local process, and when it
+ends parses its metrics (StdOut or File collector, the same parser as the sidecar) into the DB
+*before* it marks the Job finished — so the trial controller never sees a finished Job whose
+metrics are still on the way. `complete_job` is shared with the test kubelet."""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from pathlib import Path
+
+from katib.backends.base import ADDED, DELETED, WatchEvent
+from katib.clock import Clock
+from katib.errors import Conflict, NotFound
+
+logger = logging.getLogger(__name__)
+
+JOB_KINDS = ("Job", "TFJob", "PyTorchJob")
+
+
+def job_key(job: dict) -> str:
+    meta = job["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
+def owning_trial(backend, job: dict) -> dict | None:
+    meta = job["metadata"]
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == "Trial":
+            try:
+                return backend.get("Trial", meta.get("namespace", ""), ref["name"])
+            except NotFound:
+                return None
+    return None
+
+
+def collect_metrics(db, trial: dict, *, output: Path | None) -> int:
+    """Parse the trial's metrics as its collector kind says and store them; returns how many.
+
+    Idempotent: the trial's previous logs are replaced, so a restart that re-reads the same
+    output never duplicates an observation."""
+    from collector.parse import parse_lines
+    from katib.db import delete_observation_log, report_observation_log
+
+    spec = trial.get("spec") or {}
+    objective = spec.get("objective") or {}
+    names = [objective.get("objectiveMetricName", "")] + list(objective.get("additionalMetricNames") or [])
+    collector = spec.get("metricsCollector") or {}
+    kind = (collector.get("collector") or {}).get("kind", "StdOut")
+    source = collector.get("source") or {}
+    filters = (source.get("filter") or {}).get("metricsFormat") or None
+    if kind == "StdOut":
+        path = output
+    elif kind == "File":
+        path = Path((source.get("fileSystemPath") or {}).get("path", ""))
+    else:
+        if kind != "None":
+            logger.warning("metrics collector kind %s cannot run locally; no metrics for %s",
+                           kind, trial["metadata"]["name"])
+        return 0
+    lines = read_lines(path)
+    logs = parse_lines(lines, names, filters)
+    delete_observation_log(db, trial["metadata"]["name"])
+    report_observation_log(db, trial["metadata"]["name"], logs)
+    return len(logs)
+
+
+def read_lines(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read().split("\n")
+    except OSError:
+        return []
+
+
+def complete_job(backend, db, job: dict, status: dict, *, output: Path | None) -> None:
+    """Store the trial's metrics, then write the Job's final status."""
+    trial = owning_trial(backend, job)
+    if trial is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
+                                 for c in status.get("conditions") or ()):
+        collect_metrics(db, trial, output=output)
+    write_job_status(backend, job, status)
+
+
+def write_job_status(backend, job: dict, status: dict) -> None:
+    meta = job["metadata"]
+    for _ in range(5):
+        try:
+            current = backend.get(job["kind"], meta.get("namespace", ""), meta["name"])
+        except NotFound:
+            return
+        if current.get("metadata", {}).get("uid") != meta.get("uid"):
+            return  # a new job of the same name: this outcome is not its
+        current["status"] = status
+        try:
+            backend.update_status(current)
+            return
+        except Conflict:
+            continue
+
+
+class LocalKubelet:
+    """Runs every Job created in the backend as a local process group."""
+
+    def __init__(self, backend, db, runner, *, clock: Clock | None = None):
+        self.backend = backend
+        self.db = db
+        self.runner = runner
+        self.clock = clock or Clock()
+        self._jobs: dict[str, dict] = {}
+        self._started: collections.deque[str] = collections.deque()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe = backend.subscribe(self.on_event, kinds=JOB_KINDS)
+
+    def on_event(self, event: WatchEvent) -> None:
+        job = event.object
+        key = job_key(job)
+        if event.type == DELETED or job["metadata"].get("deletionTimestamp"):
+            with self._lock:
+                self._jobs.pop(key, None)
+            self.runner.stop(key, reason="Deleted")
+            return
+        if event.type == ADDED and not job.get("status", {}).get("conditions"):
+            self.launch(key, job)
+
+    def launch(self, key: str, job: dict) -> None:
+        with self._lock:
+            if key in self._jobs:
+                return
+            self._jobs[key] = job
+        self.runner.start(key, job)
+        self._started.append(key)
+
+    def recover(self) -> None:
+        """After a restart: outcomes of jobs that ended while we were down, re-attach to the
+        ones still running, and start the ones that never started."""
+        for outcome in self.runner.recover():
+            self._finish(outcome)
+        for kind in JOB_KINDS:
+            for job in self.backend.list(kind):
+                if job.get("status", {}).get("conditions") or job["metadata"].get("deletionTimestamp"):
+                    continue
+                key = job_key(job)
+                with self._lock:
+                    known = key in self._jobs
+                    self._jobs.setdefault(key, job)
+                if not known:
+                    self.runner.start(key, job)   # idempotent: a job with a directory is never re-run
+                    self._started.append(key)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            outcomes = self.runner.wait(timeout=0.02 if not self._started else 0)
+            self._mark_started()
+            for outcome in outcomes:
+                self._finish(outcome)
+
+    def _mark_started(self) -> None:
+        from katib.backends.local_runner import job_status
+
+        while self._started:
+            key = self._started.popleft()
+            with self._lock:
+                job = self._jobs.get(key)
+            if job is not None:
+                try:
+                    current = self.backend.get(job["kind"], job["metadata"]["namespace"], job["metadata"]["name"])
+                except NotFound:
+                    continue
+                if not (current.get("status") or {}).get("conditions"):
+                    write_job_status(self.backend, job, job_status(None, True, self.clock.now()))
+
+    def _finish(self, outcome) -> None:
+        from katib.backends.local_runner import job_status
+
+        with self._lock:
+            job = self._jobs.pop(outcome.key, None)
+        if job is None:
+            ns, _, name = outcome.key.partition("/")
+            job = self._find(ns, name)
+            if job is None or (job.get("status") or {}).get("conditions"):
+                return
+        try:
+            complete_job(self.backend, self.db, job, job_status(outcome, True, self.clock.now()),
+                         output=self.runner.output_path(outcome.key))
+        except Exception:
+            logger.exception("could not record the outcome of job %s", outcome.key)
+
+    def _find(self, ns: str, name: str) -> dict | None:
+        for kind in JOB_KINDS:
+            try:
+                return self.backend.get(kind, ns, name)
+            except NotFound:
+                continue
+        return None
+
+    def close(self, *, kill: bool = False) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._unsubscribe()
+        if kill:
+            self.runner.kill_all()
+        self.runner.close()
+
+

@@ -1,0 +1,45 @@
+"""What every reconcile gets: the backend, the DB, the clock, the config and the shared index."""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from katib.backends.base import Backend
+from katib.clock import Clock
+from katib.controllers.index import TrialIndex
+from katib.controllers.queue import WorkQueue
+
+logger = logging.getLogger("katib.controllers")
+
+
+@dataclass
+class Context:
+    backend: Backend
+    db: Any                                   # katib.db database handle
+    clock: Clock
+    config: Any                               # katib.config.KatibConfig
+    get_configmap: Callable[[str, str], dict | None]
+    index: TrialIndex = field(default_factory=TrialIndex)
+    queue: WorkQueue | None = None
+    # Non-terminal experiment status writes (trial lists, counters) happen at most this often
+    # per experiment; terminal transitions are written at once. 0 = write on every change.
+    status_interval: float = 0.0
+    last_status_write: dict = field(default_factory=dict)
+    seed: int | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    algorithms: dict = field(default_factory=dict)   # in-process algorithm cache, per Suggestion
+
+    def __post_init__(self):
+        if self.seed is not None:
+            self.rng.seed(self.seed)
+
+    def now(self) -> str:
+        return self.clock.stamp()
+
+    def event(self, obj: dict, type: str, reason: str, message: str) -> None:
+        try:
+            self.backend.record_event(obj, type=type, reason=reason, message=message)
+        except Exception:  # events are best effort, as in Kubernetes
+            logger.debug("could not record event %s", reason, exc_info=True)

@@ -1,0 +1,268 @@
+"""Experiment controller: Experiment → Suggestion requests → Trials; summary and end conditions.
+
+Mirrors Katib v1alpha3 experiment_controller (controllers.md §1) with the deliberate fixes
+listed in docs/divergences.md: an exhausted algorithm ends the experiment, lowering
+parallelism deletes nothing, and trials still active when the experiment completes are Killed."""
+from __future__ import annotations
+
+import copy
+import logging
+
+from katib.controllers import conditions as cond
+from katib.controllers import experiment_status as es
+from katib.controllers.context import Context
+from katib.controllers.index import PENDING, RUNNING
+from katib.errors import AlreadyExists, Invalid, NotFound
+
+logger = logging.getLogger(__name__)
+
+FINALIZER = "update-prometheus-metrics"
+SUGGESTION_EXHAUSTED = "SuggestionExhausted"
+
+
+def reconcile_experiment(ctx: Context, namespace: str, name: str) -> float | None:
+    """One level-based pass; returns seconds until it wants to run again, or None."""
+    try:
+        exp = ctx.backend.get("Experiment", namespace, name)
+    except NotFound:
+        ctx.index.forget_experiment(namespace, name)
+        ctx.last_status_write.pop((namespace, name), None)
+        return None
+    meta = exp["metadata"]
+    finalizers = meta.setdefault("finalizers", [])
+    if meta.get("deletionTimestamp"):
+        if FINALIZER in finalizers:
+            finalizers.remove(FINALIZER)
+            ctx.backend.update(exp)
+        return None
+    if FINALIZER not in finalizers:
+        finalizers.append(FINALIZER)
+        ctx.backend.update(exp)
+        return None
+
+    before = copy.deepcopy(exp.get("status") or {})
+    status = exp.setdefault("status", {})
+    conds = status.setdefault("conditions", [])
+    prefix = f"[{namespace}/{name}]"
+    if is_completed(conds):
+        if restartable(exp):
+            cond.remove(conds, "Succeeded", "Failed")
+            cond.set_condition(conds, "Restarting", "True", "ExperimentRestarting",
+                               "Experiment is restarted", ctx.now())
+            logger.info("%s restarted: maxTrialCount is now %s", prefix, exp["spec"].get("maxTrialCount"))
+        else:
+            return finish_completed(ctx, exp, before)
+    if not cond.is_true(conds, "Created"):
+        status.setdefault("startTime", ctx.now())
+        status.setdefault("completionTime", None)
+        cond.set_condition(conds, "Created", "True", "ExperimentCreated", "Experiment is created", ctx.now())
+        ctx.event(exp, "Normal", "ExperimentCreated", "Experiment is created")
+        return write_status(ctx, exp, before, force=True)
+    reconcile_running(ctx, exp)
+    return write_status(ctx, exp, before, force=is_completed(conds) or changed_conditions(before, status))
+
+
+def is_completed(conds: list[dict]) -> bool:
+    return cond.is_true(conds, "Succeeded") or cond.is_true(conds, "Failed")
+
+
+def restartable(exp: dict) -> bool:
+    """A LongRunning experiment that ended on maxTrialCount restarts when the limit is raised."""
+    conds = exp["status"].get("conditions") or []
+    succeeded = cond.find(conds, "Succeeded")
+    if not (succeeded and succeeded.get("status") == "True"
+            and succeeded.get("reason") == "ExperimentMaxTrialsReached"):
+        return False
+    if exp["spec"].get("resumePolicy", "LongRunning") != "LongRunning":
+        return False
+    max_trials = exp["spec"].get("maxTrialCount")
+    done = sum(exp["status"].get(k, 0) for k in ("trialsSucceeded", "trialsFailed", "trialsKilled"))
+    return max_trials is None or max_trials > done
+
+
+def changed_conditions(before: dict, status: dict) -> bool:
+    return (before.get("conditions") or []) != (status.get("conditions") or [])
+
+
+def reconcile_running(ctx: Context, exp: dict) -> None:
+    """ReconcileExperiment: summary, end conditions, then more trials if still running."""
+    ns, name = exp["metadata"]["namespace"], exp["metadata"]["name"]
+    group = ctx.index.get(ns, name)
+    status = exp["status"]
+    conds = status["conditions"]
+    summary = es.summarize(group, status)
+    status.clear()
+    status.update(summary)
+    sug = get_suggestion(ctx, ns, name)
+    unconsumed = unconsumed_assignments(sug, group) if sug else []
+    sug_conds = ((sug or {}).get("status") or {}).get("conditions") or []
+    ended = cond.find(sug_conds, "Succeeded")
+    exhausted = bool(ended) and ended.get("status") == "True" and ended.get("reason") == SUGGESTION_EXHAUSTED
+    end = es.end_condition(exp["spec"], group, suggestion_exhausted=exhausted, unconsumed=len(unconsumed))
+    if end is None and cond.is_true(sug_conds, "Failed"):
+        end = es.SUGGESTION_FAILED
+    if end is not None:
+        complete(ctx, exp, end)
+        return
+    cond.set_condition(conds, "Running", "True", "ExperimentRunning", "Experiment is running", ctx.now())
+    reconcile_trials(ctx, exp, group, sug, unconsumed)
+
+
+def complete(ctx: Context, exp: dict, end: tuple[str, str, str]) -> None:
+    ctype, reason, message = end
+    conds = exp["status"]["conditions"]
+    now = ctx.now()
+    cond.set_terminal(conds, ctype, reason, message, now)
+    if end is not es.SUGGESTION_FAILED:
+        exp["status"]["completionTime"] = now
+    logger.info("[%s/%s] %s: %s", exp["metadata"]["namespace"], exp["metadata"]["name"], ctype, reason)
+    ctx.event(exp, "Normal" if ctype == "Succeeded" else "Warning", reason, message)
+
+
+def get_suggestion(ctx: Context, ns: str, name: str) -> dict | None:
+    try:
+        return ctx.backend.get("Suggestion", ns, name)
+    except NotFound:
+        return None
+
+
+def unconsumed_assignments(sug: dict, group) -> list[dict]:
+    """Recorded assignments that have no Trial yet (a crash may sit between the two writes)."""
+    suggestions = (sug.get("status") or {}).get("suggestions") or []
+    start = min(len(group.trials), len(suggestions))
+    tail = [s for s in suggestions[start:] if s.get("name") not in group.trials]
+    if len(group.trials) + len(tail) < len(suggestions):  # trials were deleted: look everywhere
+        tail = [s for s in suggestions if s.get("name") not in group.trials]
+    return tail
+
+
+def reconcile_trials(ctx: Context, exp: dict, group, sug: dict | None, unconsumed: list[dict]) -> None:
+    ns, name = exp["metadata"]["namespace"], exp["metadata"]["name"]
+    count = len(((sug or {}).get("status") or {}).get("suggestions") or [])
+    plan = es.plan_trials(exp["spec"], group, suggestion_count=count, unconsumed=len(unconsumed))
+    if sug is None:
+        if plan.add > 0:
+            create_suggestion(ctx, exp, plan.requests)
+        return
+    sug_spec = sug.setdefault("spec", {})
+    ended = cond.is_true((sug.get("status") or {}).get("conditions"), "Succeeded")
+    if not ended and sug_spec.get("requests") != plan.requests:  # ended: nothing more to ask
+        sug_spec["requests"] = plan.requests
+        ctx.backend.update(sug)
+    for assignment in unconsumed:
+        create_trial(ctx, exp, assignment)
+
+
+def create_suggestion(ctx: Context, exp: dict, requests: int) -> None:
+    meta = exp["metadata"]
+    body = {
+        "apiVersion": "kubeflow.org/v1alpha3", "kind": "Suggestion",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                     "labels": dict(meta.get("labels") or {}),
+                     "annotations": dict(meta.get("annotations") or {}),
+                     "ownerReferences": [owner_ref(exp)]},
+        "spec": {"algorithmName": exp["spec"]["algorithm"]["algorithmName"], "requests": requests},
+    }
+    try:
+        ctx.backend.create(body)
+        logger.info("[%s/%s] suggestion created, %d requested", meta["namespace"], meta["name"], requests)
+    except AlreadyExists:
+        pass
+
+
+def owner_ref(obj: dict) -> dict:
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
+            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
+    from katib.api.templates import decode_job, render_trial_template
+
+    meta, spec = exp["metadata"], exp["spec"]
+    trial_name = assignment["name"]
+    params = assignment.get("parameterAssignments") or []
+    try:
+        run_spec = render_trial_template(exp, trial_name=trial_name, assignments=params,
+                                         get_configmap=ctx.get_configmap)
+        decode_job(run_spec)
+    except Exception as err:  # the template changed (ConfigMap edit) or renders garbage
+        ctx.event(exp, "Warning", "ReconcileFailed", f"Invalid spec.trialTemplate: {err}.")
+        logger.warning("[%s/%s] trial %s not created: %s", meta["namespace"], meta["name"], trial_name, err)
+        return
+    labels = dict(meta.get("labels") or {})
+    labels["experiment"] = meta["name"]
+    trial = {
+        "apiVersion": "kubeflow.org/v1alpha3", "kind": "Trial",
+        "metadata": {"name": trial_name, "namespace": meta["namespace"], "labels": labels,
+                     "ownerReferences": [owner_ref(exp)]},
+        "spec": {"objective": copy.deepcopy(spec.get("objective")),
+                 "parameterAssignments": [dict(p) for p in params],
+                 "runSpec": run_spec,
+                 "metricsCollector": copy.deepcopy(spec.get("metricsCollectorSpec") or {})},
+    }
+    if (spec.get("trialTemplate") or {}).get("retain"):
+        trial["spec"]["retainRun"] = True
+    try:
+        ctx.backend.create(trial)
+        logger.info("[%s/%s] trial %s created", meta["namespace"], meta["name"], trial_name)
+    except AlreadyExists:
+        pass
+    except Invalid as err:
+        logger.warning("[%s/%s] trial %s refused: %s", meta["namespace"], meta["name"], trial_name, err)
+
+
+def finish_completed(ctx: Context, exp: dict, before: dict) -> float | None:
+    """A completed experiment: stop leftover trials, keep the summary current until none is
+    active, and for ResumePolicy Never terminate the Suggestion."""
+    ns, name = exp["metadata"]["namespace"], exp["metadata"]["name"]
+    group = ctx.index.get(ns, name)
+    for s in list(group.trials.values()):
+        if s.state in (PENDING, RUNNING):
+            kill_trial(ctx, ns, s.name, exp)
+    if exp["spec"].get("resumePolicy", "LongRunning") == "Never":
+        terminate_suggestion(ctx, ns, name)
+    if group.trials:
+        summary = es.summarize(group, exp["status"])
+        exp["status"].clear()
+        exp["status"].update(summary)
+    return write_status(ctx, exp, before, force=es.active(group) == 0)
+
+
+def kill_trial(ctx: Context, ns: str, trial_name: str, exp: dict) -> None:
+    try:
+        trial = ctx.backend.get("Trial", ns, trial_name)
+    except NotFound:
+        return
+    conds = trial.setdefault("status", {}).setdefault("conditions", [])
+    now = ctx.now()
+    if cond.set_terminal(conds, "Killed", "TrialKilled",
+                         f"Trial is killed because experiment {exp['metadata']['name']} has completed", now):
+        trial["status"]["completionTime"] = now
+        ctx.backend.update_status(trial)
+        ctx.event(trial, "Normal", "TrialKilled", "Trial is killed because its experiment has completed")
+
+
+def terminate_suggestion(ctx: Context, ns: str, name: str) -> None:
+    sug = get_suggestion(ctx, ns, name)
+    if sug is None:
+        return
+    conds = sug.setdefault("status", {}).setdefault("conditions", [])
+    if cond.is_true(conds, "Succeeded") or cond.is_true(conds, "Failed"):
+        return
+    now = ctx.now()
+    cond.set_terminal(conds, "Succeeded", "SuggestionSucceeded", "Suggestion is succeeded", now)
+    ctx.backend.update_status(sug)
+
+
+def write_status(ctx: Context, exp: dict, before: dict, *, force: bool) -> float | None:
+    """Write the status if it changed; non-terminal summaries are rate-limited per experiment."""
+    if exp["status"] == before:
+        return None
+    key = (exp["metadata"]["namespace"], exp["metadata"]["name"])
+    now = ctx.clock.monotonic()
+    last = ctx.last_status_write.get(key)
+    if not force and ctx.status_interval > 0 and last is not None and now - last < ctx.status_interval:
+        return ctx.status_interval - (now - last)
+    ctx.backend.update_status(exp)
+    ctx.last_status_write[key] = now
+    return None

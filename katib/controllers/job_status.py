@@ -1,0 +1,40 @@
+"""Job → trial-relevant condition (controllers.md §3.3). Pure."""
+from __future__ import annotations
+
+NONE, RUNNING, SUCCEEDED, FAILED = "", "Running", "Succeeded", "Failed"
+
+
+def evaluate(job: dict) -> tuple[str, str]:
+    """(condition, message) of a batch Job, TFJob or PyTorchJob; NONE when it has no status."""
+    status = job.get("status")
+    if status is None:
+        return NONE, ""
+    conditions = status.get("conditions") or []
+    if job.get("kind") == "Job":
+        for c in conditions:
+            if c.get("status") != "True":
+                continue
+            if c.get("type") == "Complete":
+                return SUCCEEDED, c.get("message", "")
+            if c.get("type") == "Failed":
+                return FAILED, c.get("message", "")
+        return RUNNING, ""
+    if not conditions:
+        return RUNNING, ""
+    last = conditions[-1]
+    return last.get("type", ""), last.get("message", "")
+
+
+POD_TEMPLATE_PATHS = {
+    "Job": lambda job: [job.get("spec", {}).get("template")],
+    "TFJob": lambda job: [r.get("template") for r in (job.get("spec", {}).get("tfReplicaSpecs") or {}).values()],
+    "PyTorchJob": lambda job: [r.get("template") for r in (job.get("spec", {}).get("pytorchReplicaSpecs") or {}).values()],
+}
+
+
+def pod_templates(job: dict) -> list[dict]:
+    """The pod templates of a supported job kind; ValueError for any other kind."""
+    getter = POD_TEMPLATE_PATHS.get(job.get("kind", ""))
+    if getter is None:
+        raise ValueError(f"Invalid Katib Training Job kind {job.get('kind', '')}")
+    return [t for t in getter(job) if isinstance(t, dict)]

@@ -1,0 +1,145 @@
+"""Suggestion controller: spec.requests → the algorithm → status.suggestions.
+
+Mirrors Katib v1alpha3 suggestion_controller (controllers.md §2) with the algorithm running
+in this process. Assignments, their future trial names and the algorithm's state are recorded
+in one status write, before any Trial exists (a crash in between repeats nothing)."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+from katib.controllers import conditions as cond
+from katib.controllers.context import Context
+from katib.controllers.experiment import SUGGESTION_EXHAUSTED
+from katib.errors import NotFound, TemporaryError
+
+logger = logging.getLogger(__name__)
+
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.String: no vowels, no 0/1/3
+STATE_KEY = "algorithmState"                    # our addition to SuggestionStatus (JSON text)
+
+
+def reconcile_suggestion(ctx: Context, namespace: str, name: str) -> float | None:
+    try:
+        sug = ctx.backend.get("Suggestion", namespace, name)
+    except NotFound:
+        return None
+    if sug["metadata"].get("deletionTimestamp"):
+        return None
+    before = copy.deepcopy(sug.get("status") or {})
+    status = sug.setdefault("status", {})
+    conds = status.setdefault("conditions", [])
+    if cond.is_true(conds, "Succeeded"):
+        return None
+    now = ctx.now()
+    if not cond.is_true(conds, "Created"):
+        status.setdefault("startTime", now)
+        cond.set_condition(conds, "Created", "True", "SuggestionCreated", "Suggestion is created", now)
+    else:
+        # The algorithm runs in this process: its "deployment" is ready at once.
+        cond.set_condition(conds, "DeploymentReady", "True", "DeploymentReady", "Deployment is ready", now)
+        try:
+            exp = ctx.backend.get("Experiment", namespace, name)
+        except NotFound:
+            raise TemporaryError(f"experiment {namespace}/{name} of the suggestion is not found", delay=1.0)
+        if cond.is_true(conds, "Failed"):
+            pass  # terminal: the experiment fails with "Suggestion has failed"
+        elif cond.is_true(conds, "Running") or validate(ctx, exp, sug):
+            sync_assignments(ctx, exp, sug)
+    if status != before:
+        ctx.backend.update_status(sug)
+    return None
+
+
+def validate(ctx: Context, exp: dict, sug: dict) -> bool:
+    """ValidateAlgorithmSettings, once per Suggestion: Running on success, Failed otherwise."""
+    from katib.algorithms.registry import can_suggest, validate_algorithm
+
+    conds = sug["status"]["conditions"]
+    spec = exp["spec"]
+    algo = spec["algorithm"]["algorithmName"]
+    problems = [msg for _, msg in validate_algorithm(
+        algo, parameters=spec.get("parameters") or [],
+        settings=spec["algorithm"].get("algorithmSettings") or [],
+        parallel_trial_count=spec.get("parallelTrialCount") or 0,
+        nas_config=spec.get("nasConfig"))]
+    if not problems and not can_suggest(algo):
+        problems.append(f"algorithm {algo} is not implemented yet by this version of katib")
+    now = ctx.now()
+    if problems:
+        cond.set_condition(conds, "Failed", "True", "SuggestionFailed",
+                           "Validation failed: " + "; ".join(problems), now)
+        logger.info("[%s/%s] suggestion failed: %s", exp["metadata"]["namespace"],
+                    exp["metadata"]["name"], "; ".join(problems))
+        return False
+    cond.set_condition(conds, "Running", "True", "SuggestionRunning", "Suggestion is running", now)
+    return True
+
+
+def sync_assignments(ctx: Context, exp: dict, sug: dict) -> None:
+    """Ask the algorithm for `requests - suggestionCount` assignments and record them."""
+    from katib.algorithms.registry import suggest
+
+    status = sug["status"]
+    suggestions = status.setdefault("suggestions", [])
+    need = (sug.get("spec") or {}).get("requests", 0) - len(suggestions)
+    if need <= 0:
+        return
+    ns, name = sug["metadata"]["namespace"], sug["metadata"]["name"]
+    request = build_request(ctx, exp, sug, need)
+    reply = suggest(request)
+    taken = {s.get("name") for s in suggestions} | set(ctx.index.get(ns, name).trials)
+    for assignment in reply.assignments[:need]:
+        suggestions.append({"name": new_trial_name(ctx, name, taken),
+                            "parameterAssignments": [{"name": k, "value": v} for k, v in assignment]})
+    status["suggestionCount"] = len(suggestions)
+    status[STATE_KEY] = json.dumps(reply.state, sort_keys=True, separators=(",", ":"))
+    merge_settings(status, reply.settings)
+    if reply.exhausted and len(reply.assignments) < need:
+        now = ctx.now()
+        cond.set_terminal(status["conditions"], "Succeeded", SUGGESTION_EXHAUSTED,
+                          "Suggestion has handed out every assignment of the search space", now)
+        logger.info("[%s/%s] search space exhausted after %d assignments", ns, name, len(suggestions))
+
+
+def build_request(ctx: Context, exp: dict, sug: dict, need: int):
+    from katib.algorithms.base import SuggestRequest, TrialRecord
+
+    spec = exp["spec"]
+    status = sug["status"]
+    settings = {s.get("name", ""): s.get("value", "") for s in spec["algorithm"].get("algorithmSettings") or []}
+    settings.update({s.get("name", ""): s.get("value", "") for s in status.get("algorithmSettings") or []})
+    group = ctx.index.get(exp["metadata"]["namespace"], exp["metadata"]["name"])
+    trials = [TrialRecord(name=t.name, assignments={a.get("name"): a.get("value") for a in t.assignments},
+                          condition=t.last_condition, value=t.value, start_time=t.start_time)
+              for t in group.ordered()]
+    state = json.loads(status[STATE_KEY]) if status.get(STATE_KEY) else None
+    seed = ctx.rng.randrange(2**31) if state is None else None
+    return SuggestRequest(
+        algorithm=spec["algorithm"]["algorithmName"], parameters=spec.get("parameters") or [],
+        objective_type=(spec.get("objective") or {}).get("type", ""), trials=trials, count=need,
+        settings=settings, state=state, seed=seed,
+        parallel_trial_count=spec.get("parallelTrialCount") or 0,
+        max_trial_count=spec.get("maxTrialCount") or 0, nas_config=spec.get("nasConfig"))
+
+
+def merge_settings(status: dict, settings: dict[str, str]) -> None:
+    stored = status.setdefault("algorithmSettings", [])
+    for key, value in settings.items():
+        for entry in stored:
+            if entry.get("name") == key:
+                entry["value"] = value
+                break
+        else:
+            stored.append({"name": key, "value": value})
+    if not stored:
+        status.pop("algorithmSettings")
+
+
+def new_trial_name(ctx: Context, prefix: str, taken: set[str]) -> str:
+    while True:
+        name = f"{prefix}-" + "".join(ctx.rng.choice(NAME_ALPHABET) for _ in range(8))
+        if name not in taken:
+            taken.add(name)
+            return name

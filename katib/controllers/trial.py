@@ -1,0 +1,142 @@
+"""Trial controller: Trial → Job → observation and conditions.
+
+Mirrors Katib v1alpha3 trial_controller (controllers.md §3). Fixes kept on purpose: events and
+completionTime only on real transitions; a job that succeeded without the objective metric
+fails the trial with reason MetricsUnavailable instead of leaving it pending forever; a Killed
+trial's job is always deleted so its process stops."""
+from __future__ import annotations
+
+import copy
+import logging
+
+from katib.controllers import conditions as cond
+from katib.controllers import job_status
+from katib.controllers.context import Context
+from katib.controllers.experiment import owner_ref
+from katib.errors import AlreadyExists, NotFound
+
+logger = logging.getLogger(__name__)
+
+FINALIZER = "clean-metrics-in-db"
+ISTIO_ANNOTATION = "sidecar.istio.io/inject"
+
+
+def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
+    try:
+        trial = ctx.backend.get("Trial", namespace, name)
+    except NotFound:
+        return None
+    meta = trial["metadata"]
+    finalizers = meta.setdefault("finalizers", [])
+    if meta.get("deletionTimestamp"):
+        if FINALIZER in finalizers:
+            from katib.db import delete_observation_log
+            delete_observation_log(ctx.db, name)
+            finalizers.remove(FINALIZER)
+            ctx.backend.update(trial)
+        return None
+    if FINALIZER not in finalizers:
+        finalizers.append(FINALIZER)
+        ctx.backend.update(trial)
+        return None
+    before = copy.deepcopy(trial.get("status") or {})
+    status = trial.setdefault("status", {})
+    conds = status.setdefault("conditions", [])
+    if not cond.is_true(conds, "Created"):
+        status.setdefault("startTime", ctx.now())
+        status.setdefault("completionTime", None)
+        cond.set_condition(conds, "Created", "True", "TrialCreated", "Trial is created", ctx.now())
+    else:
+        reconcile_job(ctx, trial)
+    if status != before:
+        ctx.backend.update_status(trial)
+    return None
+
+
+def is_completed(conds: list[dict]) -> bool:
+    return any(cond.is_true(conds, t) for t in ("Succeeded", "Failed", "Killed"))
+
+
+def desired_job(trial: dict) -> dict:
+    """The runSpec object with the trial as controller owner and the istio opt-out on pods."""
+    from katib.api.templates import decode_job
+
+    job = decode_job(trial["spec"].get("runSpec") or "")
+    job.setdefault("metadata", {})["ownerReferences"] = [owner_ref(trial)]
+    for template in job_status.pod_templates(job):
+        annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
+        annotations[ISTIO_ANNOTATION] = "false"
+    return job
+
+
+def reconcile_job(ctx: Context, trial: dict) -> None:
+    conds = trial["status"]["conditions"]
+    done = is_completed(conds)
+    try:
+        job = desired_job(trial)
+    except Exception as err:
+        if not done:
+            fail(ctx, trial, "InvalidRunSpec", f"Invalid runSpec: {err}")
+        return
+    kind = job["kind"]
+    jmeta = job["metadata"]
+    jns, jname = jmeta.get("namespace") or trial["metadata"]["namespace"], jmeta.get("name")
+    jmeta["namespace"] = jns
+    try:
+        current = ctx.backend.get(kind, jns, jname)
+    except NotFound:
+        current = None
+    if current is None:
+        if not done:
+            try:
+                ctx.backend.create(job)
+                ctx.event(trial, "Normal", "JobCreated", f"Job {jname} has been created")
+            except AlreadyExists:
+                pass
+        return
+    if done:
+        if not trial["spec"].get("retainRun") or cond.is_true(conds, "Killed"):
+            if not current["metadata"].get("deletionTimestamp"):
+                ctx.backend.delete(kind, jns, jname, propagation="Foreground")
+                ctx.event(trial, "Normal", "JobDeleted", f"Job {jname} has been deleted")
+        return
+    state, message = job_status.evaluate(current)
+    if state == job_status.SUCCEEDED:
+        succeed_or_flag(ctx, trial, jname)
+    elif state == job_status.FAILED:
+        fail(ctx, trial, "TrialFailed", "Trial has failed", event=("JobFailed", f"Job {jname} has failed: {message}"))
+    elif state == job_status.RUNNING:
+        if cond.set_condition(conds, "Running", "True", "TrialRunning", "Trial is running", ctx.now()):
+            ctx.event(trial, "Normal", "JobRunning", f"Job {jname} is running: {message}")
+
+
+def succeed_or_flag(ctx: Context, trial: dict, jname: str) -> None:
+    from katib.db import get_observation_log, objective_value
+
+    objective = trial["spec"].get("objective") or {}
+    metric = objective.get("objectiveMetricName", "")
+    logs = get_observation_log(ctx.db, trial["metadata"]["name"], metric_name=metric)
+    value = objective_value(logs, objective.get("type", ""))
+    status = trial["status"]
+    if value is None:
+        fail(ctx, trial, "MetricsUnavailable",
+             f"Metrics are not available: the job succeeded but reported no value of {metric}",
+             event=("MetricsUnavailable", f"Metrics are not available for Job {jname}"))
+        return
+    observation = status.setdefault("observation", {"metrics": []})
+    metrics = observation.setdefault("metrics", []) or []
+    observation["metrics"] = [m for m in metrics if m.get("name") != metric] + [{"name": metric, "value": value}]
+    now = ctx.now()
+    if cond.set_terminal(status["conditions"], "Succeeded", "TrialSucceeded", "Trial has succeeded", now):
+        status["completionTime"] = now
+        ctx.event(trial, "Normal", "JobSucceeded", f"Job {jname} has succeeded")
+
+
+def fail(ctx: Context, trial: dict, reason: str, message: str, *, event: tuple[str, str] | None = None) -> None:
+    status = trial["status"]
+    now = ctx.now()
+    if cond.set_terminal(status["conditions"], "Failed", reason, message, now):
+        status["completionTime"] = now
+        ev_reason, ev_message = event or (reason, message)
+        ctx.event(trial, "Warning", ev_reason, ev_message)
+        logger.info("[%s/%s] trial failed: %s", trial["metadata"]["namespace"], trial["metadata"]["name"], message)

@@ -1,0 +1,123 @@
+"""Wiring of the fake-backend control plane: DB → backend (durable) → admission → manager →
+local kubelet. Used by `katib.py --fake` and by the tests' World."""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Callable
+
+from katib.errors import AlreadyExists, NotFound
+
+logger = logging.getLogger(__name__)
+
+KATIB_NAMESPACE = "kubeflow"
+NOT_PERSISTED = {"Event"}  # events are bounded and kept in memory only
+
+
+def configmap_lookup(get_backend: Callable[[], object]) -> Callable[[str, str], dict | None]:
+    """ConfigMap reader for template lookups: the backend's ConfigMaps."""
+    def lookup(namespace: str, name: str) -> dict | None:
+        backend = get_backend()
+        if backend is None:
+            return None
+        try:
+            return backend.get("ConfigMap", namespace, name)
+        except NotFound:
+            return None
+    return lookup
+
+
+def install_defaults(backend, *, namespace: str = KATIB_NAMESPACE) -> None:
+    """Create what Katib's manifests install: katib-config and the trial-template ConfigMaps."""
+    from katib.config import default_configmaps
+
+    for cm in default_configmaps(namespace=namespace):
+        try:
+            backend.create(cm)
+        except AlreadyExists:
+            pass
+
+
+class SelectivePersistence:
+    """Persist every kind except those in `skip` (events live in memory)."""
+
+    def __init__(self, table, skip=NOT_PERSISTED):
+        self.table = table
+        self.skip = set(skip)
+
+    def load_all(self):
+        return [o for o in self.table.load_all() if o.get("kind") not in self.skip]
+
+    def put(self, obj):
+        if obj.get("kind") not in self.skip:
+            self.table.put(obj)
+
+    def remove(self, kind, namespace, name):
+        if kind not in self.skip:
+            self.table.remove(kind, namespace, name)
+
+    def max_resource_version(self):
+        return self.table.max_resource_version()
+
+    def transaction(self):
+        return self.table.transaction()
+
+
+class FakeControlPlane:
+    """Everything `katib.py --fake` runs: durable fake API, controllers, local kubelet."""
+
+    def __init__(self, *, db_url: str | None, work_dir: Path, status_interval: float = 0.2,
+                 seed: int | None = None, clock=None):
+        from katib.api.validation import admit
+        from katib.backends.fake import FakeBackend
+        from katib.backends.kubelet import LocalKubelet
+        from katib.backends.local_runner import LocalRunner
+        from katib.clock import Clock
+        from katib.config import KatibConfig
+        from katib.controllers.context import Context
+        from katib.controllers.manager import Manager
+        from katib.db import ObjectTable, connect
+
+        self.clock = clock or Clock()
+        self.config = KatibConfig.load(None)
+        self.db = connect(db_url)
+        self.backend = None
+        get_configmap = configmap_lookup(lambda: self.backend)
+
+        def admission(op, new, old):
+            if new.get("kind") != "Experiment":
+                return new
+            return admit(op, new, old, config=self.config, get_configmap=get_configmap,
+                         namespace_labels=None)
+
+        persistence = None if db_url == ":memory:" else SelectivePersistence(ObjectTable(self.db))
+        self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence)
+        install_defaults(self.backend)
+        self.ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
+                           get_configmap=get_configmap, status_interval=status_interval, seed=seed)
+        self.manager = Manager(self.ctx)
+        self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock)
+        self.kubelet = LocalKubelet(self.backend, self.db, self.runner, clock=self.clock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.kubelet.recover()
+        self.manager.sync()
+        self.kubelet.start()
+        self._thread = threading.Thread(target=self.manager.run, args=(self._stop,),
+                                        kwargs={"poll": 0.1}, name="manager", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, kill_jobs: bool = False) -> None:
+        self._stop.set()
+        self.manager.queue.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.kubelet.close(kill=kill_jobs)
+        self.manager.close()
+        try:
+            self.db.close()
+        except Exception:
+            logger.debug("db close failed", exc_info=True)
