@@ -1,0 +1,63 @@
+"""Algorithm names → implementations, and admission-time validation.
+
+Each entry is a module with `NAME` and
+`validate_settings(*, parameters, settings, parallel_trial_count, nas_config)`; those that can
+already generate assignments also have `suggest(request) -> SuggestReply`. The names are the
+eight of upstream v1alpha3's default katib-config (algorithms.md §0).
+
+Upstream validated algorithm settings once, in the Suggestion, and stopped at the first
+problem; we validate at admission and report every problem as (field path, message)."""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Mapping, Sequence
+
+from . import bayesianoptimization, cmaes, darts, enas, grid, hyperband, random, tpe
+from .base import SuggestReply, SuggestRequest
+from .settings import Problem
+from .space import validate_space
+
+ALGORITHMS: dict[str, ModuleType] = {
+    module.NAME: module for module in (random, tpe, grid, bayesianoptimization, hyperband, cmaes, enas, darts)
+}
+
+__all__ = ["ALGORITHMS", "can_suggest", "suggest", "validate_algorithm", "validate_space"]
+
+
+def can_suggest(name: str) -> bool:
+    return hasattr(ALGORITHMS.get(name), "suggest")
+
+
+def suggest(request: SuggestRequest) -> SuggestReply:
+    """Run the named algorithm; raises ValueError for an unknown name or an invalid space,
+    NotImplementedError for a known algorithm that cannot suggest yet."""
+    algorithm = ALGORITHMS.get(request.algorithm)
+    if algorithm is None:
+        raise ValueError(_unknown(request.algorithm))
+    if not hasattr(algorithm, "suggest"):
+        raise NotImplementedError(f"algorithm {request.algorithm} cannot suggest yet")
+    return algorithm.suggest(request)
+
+
+def validate_algorithm(
+    name: str,
+    *,
+    parameters: Sequence[Mapping] | None,
+    settings: Sequence[Mapping] | None,
+    parallel_trial_count: int | None,
+    nas_config: Mapping | None,
+) -> list[Problem]:
+    """Every problem of the algorithm-specific rules (not the generic ones of validate_space)."""
+    algorithm = ALGORITHMS.get(name)
+    if algorithm is None:
+        return [("spec.algorithm.algorithmName", _unknown(name))]
+    return algorithm.validate_settings(
+        parameters=list(parameters or []),
+        settings=list(settings or []),
+        parallel_trial_count=parallel_trial_count,
+        nas_config=nas_config,
+    )
+
+
+def _unknown(name: str) -> str:
+    return f"unknown algorithm name {name}: must be one of {', '.join(sorted(ALGORITHMS))}"
