@@ -1,0 +1,35 @@
+"""Database layer (the only place peewee is used): observation logs and durable objects.
+
+    db = connect("sqlite:///katib.db")        # or None, a path, ":memory:", mysql://, postgresql://
+    report_observation_log(db, "trial-1", logs)
+    value = objective_value(get_observation_log(db, "trial-1", "accuracy"), "maximize")
+    objects = ObjectTable(db)
+"""
+from katib.db.engine import (
+    DEFAULT_SQLITE_PATH,
+    Database,
+    DatabaseError,
+    DatabaseUnavailable,
+    DatabaseURLError,
+    connect,
+    redact,
+)
+from katib.db.objects import ObjectTable
+from katib.db.observations import (
+    InvalidTimestamp,
+    MetricLog,
+    delete_observation_log,
+    format_time,
+    get_observation_log,
+    objective_value,
+    parse_time,
+    parse_value,
+    report_observation_log,
+)
+
+__all__ = [
+    "DEFAULT_SQLITE_PATH", "Database", "DatabaseError", "DatabaseURLError", "DatabaseUnavailable",
+    "InvalidTimestamp", "MetricLog", "ObjectTable", "connect", "delete_observation_log",
+    "format_time", "get_observation_log", "objective_value", "parse_time", "parse_value",
+    "redact", "report_observation_log",
+]

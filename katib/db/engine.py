@@ -1,0 +1,223 @@
+"""Opening a database from a URL, and the one guarded connection everything else uses.
+
+`connect(url)` accepts None (the default SQLite file), a plain path, `:memory:`,
+`sqlite:///relative.db` / `sqlite:////absolute.db`, `mysql://user:pw@host:port/db` (also
+`mariadb://`) and `postgresql://user:pw@host:port/db` (also `postgres://`); query-string
+parameters go to the driver. Tables are created when missing.
+
+One connection per Database, used under a re-entrant lock: every call is serialised, a
+`transaction()` holds the lock until it ends, so threads never interleave inside one.
+Driver errors become KatibErrors: DatabaseUnavailable (a TemporaryError: retry later) for
+connection/lock trouble, DatabaseError otherwise; messages carry the URL without password."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee as pw
+from playhouse import db_url
+
+from katib.db.schema import FIELD_TYPES, Models, make_models
+from katib.errors import KatibError, TemporaryError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SQLITE_PATH = "katib.db"
+CONNECT_TIMEOUT = 5  # seconds, for server databases
+_IDLE_CHECK = 30.0  # seconds idle after which a server connection is pinged before use
+_SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "cache_size": -16000,
+                   "temp_store": "memory"}
+_SCHEMES = {"sqlite": "sqlite", "mysql": "mysql", "mariadb": "mysql",
+            "postgresql": "postgresql", "postgres": "postgresql"}
+
+
+class DatabaseError(KatibError):
+    """A database operation failed for a reason retrying will not fix."""
+
+
+class DatabaseURLError(DatabaseError):
+    """The database URL cannot be used (unknown scheme, missing database name, bad port)."""
+
+
+class DatabaseUnavailable(TemporaryError, DatabaseError):
+    """The server is unreachable, the connection dropped, or the database is locked."""
+
+    def __init__(self, message: str, *, delay: float = 5.0):
+        super().__init__(message, delay=delay)
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
+class Database:
+    """An open database: `kind` is "sqlite", "mysql" or "postgresql"; `url` has no password."""
+
+    def __init__(self, peewee_db: pw.Database, *, kind: str, url: str):
+        self.kind = kind
+        self.url = url
+        self._pw = peewee_db
+        self._lock = threading.RLock()
+        self._last_used = time.monotonic()
+        self.models: Models = make_models(peewee_db)
+
+    # -- access -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Exclusive use of the connection for a few statements, each committed on its own."""
+        with self._lock:
+            self._ensure_open()
+            try:
+                yield
+            except pw.PeeweeException as err:
+                raise self._translate(err) from err
+            finally:
+                self._last_used = time.monotonic()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all (nested: a savepoint)."""
+        with self.session():
+            with self._pw.atomic():
+                yield
+
+    def execute_sql(self, sql: str, params: list | tuple = ()) -> None:
+        """Run one prepared statement (rendered by peewee for this database) and commit it."""
+        with self.session():
+            self._pw.execute_sql(sql, params)
+
+    def ping(self) -> None:
+        """`SELECT 1`; raises DatabaseUnavailable when the database does not answer."""
+        with self.session():
+            self._pw.execute_sql("SELECT 1").fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._pw.is_closed():
+                self._pw.close()
+
+    def create_tables(self) -> None:
+        with self.session():
+            if self.kind == "mysql":
+                self.models = make_models(self._pw, text_collation=self._exact_collation())
+            self._pw.create_tables([self.models.observation, self.models.stored_object], safe=True)
+
+    def _exact_collation(self) -> str:
+        """A binary collation without PAD SPACE, so that `a ` != `a` as everywhere else."""
+        version = self._pw.server_version or (0,)
+        if version[0] >= 10:  # MariaDB (MySQL has no 10.x)
+            return "utf8mb4_nopad_bin"
+        return "utf8mb4_0900_bin" if version >= (8, 0, 17) else "utf8mb4_bin"
+
+    # -- internals ----------------------------------------------------------------------------
+    def _ensure_open(self) -> None:
+        if self._pw.in_transaction():
+            return
+        if not self._pw.is_closed():
+            idle = time.monotonic() - self._last_used
+            if self.kind == "sqlite" or idle < _IDLE_CHECK or self._pw.is_connection_usable():
+                return
+            logger.info("database connection to %s went stale; reconnecting", self.url)
+            self._drop_connection()
+        try:
+            self._pw.connect()
+        except pw.PeeweeException as err:
+            raise self._translate(err, action="cannot connect to") from err
+
+    def _drop_connection(self) -> None:
+        try:
+            self._pw.close()
+        except Exception:  # already broken: forget it, the next call reconnects
+            self._pw.dispose()
+
+    def _translate(self, err: BaseException, *, action: str = "error on") -> KatibError:
+        message = f"database {action} {self.url}: {_first_line(err)}"
+        if isinstance(err, (pw.OperationalError, pw.InterfaceError)):
+            if self.kind != "sqlite" and not self._pw.in_transaction():
+                self._drop_connection()
+            return DatabaseUnavailable(message)
+        return DatabaseError(message)
+
+    def __repr__(self) -> str:
+        return f"Database({self.kind}, {self.url})"
+
+
+def _sqlite(path: str, url: str) -> Database:
+    memory = path in ("", ":memory:")
+    path = ":memory:" if memory else os.path.expanduser(path)
+    peewee_db = pw.SqliteDatabase(
+        path, pragmas={} if memory else _SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE",
+        thread_safe=False, check_same_thread=False, field_types=FIELD_TYPES["sqlite"])
+    return Database(peewee_db, kind="sqlite", url=url)
+
+
+def _server(url: str, kind: str) -> Database:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as err:
+        raise DatabaseURLError(f"bad database URL {redact(url)}: {err}") from None
+    if not parts.path.strip("/") or not parts.hostname:
+        raise DatabaseURLError(f"bad database URL {redact(url)}: "
+                               f"expected {parts.scheme}://user:password@host:port/database")
+    scheme = "mysql" if kind == "mysql" else "postgresql"
+    normalised = urlunsplit(parts._replace(scheme=scheme))
+    params = db_url.parse(normalised, unquote_password=True, unquote_user=True)
+    if "passwd" in params:  # playhouse still spells it the way PyMySQL deprecated
+        params["password"] = params.pop("passwd")
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    peewee_db = db_url.schemes[scheme](params.pop("database"), thread_safe=False,
+                                       field_types=FIELD_TYPES[kind], **params)
+    return Database(peewee_db, kind=kind, url=redact(url))
+
+
+def open_database(url: str | None) -> Database:
+    """A Database for `url` (see the module docstring), not yet connected."""
+    if url is None:
+        return _sqlite(DEFAULT_SQLITE_PATH, DEFAULT_SQLITE_PATH)
+    if url == ":memory:" or "://" not in url:
+        return _sqlite(url, url)
+    scheme = url.split("://", 1)[0].lower()
+    kind = _SCHEMES.get(scheme)
+    if kind is None:
+        raise DatabaseURLError(f"unsupported database URL scheme {scheme!r} in {redact(url)} "
+                               "(use sqlite:///path, mysql://... or postgresql://...)")
+    if kind == "sqlite":
+        path = url.split("://", 1)[1]
+        if path.startswith("/"):
+            path = path[1:]  # sqlite:///rel.db → rel.db, sqlite:////abs.db → /abs.db
+        return _sqlite(path.split("?", 1)[0], url)
+    return _server(url, kind)
+
+
+def connect(url: str | None = None) -> Database:
+    """Open the database at `url`, check it answers, and create the tables if missing."""
+    db = open_database(url)
+    try:
+        db.create_tables()
+    except DatabaseUnavailable as err:
+        db._drop_connection()
+        if db.kind == "sqlite" and "unable to open" in str(err):
+            raise DatabaseError(str(err)) from err  # waiting will not make the path usable
+        raise
+    logger.debug("database %s ready", db.url)
+    return db
