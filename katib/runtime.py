@@ -3,6 +3,8 @@ local kubelet. Used by `katib.py --fake` and by the tests' World."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import Callable
@@ -39,6 +41,15 @@ def install_defaults(backend, *, namespace: str = KATIB_NAMESPACE) -> None:
             pass
 
 
+def trial_environment() -> dict[str, str]:
+    """Trial processes inherit our environment, with this Python's bin directory first on PATH,
+    so `python3` in a trial template is the interpreter (and virtualenv) katib runs in."""
+    env = dict(os.environ)
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    return env
+
+
 class SelectivePersistence:
     """Persist every kind except those in `skip` (events live in memory)."""
 
@@ -53,9 +64,9 @@ class SelectivePersistence:
         if obj.get("kind") not in self.skip:
             self.table.put(obj)
 
-    def remove(self, kind, namespace, name):
+    def remove(self, kind, namespace, name, *, resource_version):
         if kind not in self.skip:
-            self.table.remove(kind, namespace, name)
+            self.table.remove(kind, namespace, name, resource_version=resource_version)
 
     def max_resource_version(self):
         return self.table.max_resource_version()
@@ -97,8 +108,9 @@ class FakeControlPlane:
         self.ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
                            get_configmap=get_configmap, status_interval=status_interval, seed=seed)
         self.manager = Manager(self.ctx)
-        self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock)
-        self.kubelet = LocalKubelet(self.backend, self.db, self.runner, clock=self.clock)
+        self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
+        self.kubelet = LocalKubelet(self.backend, self.db, self.runner, clock=self.clock,
+                                    working_dir=str(Path.cwd()))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

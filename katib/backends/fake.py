@@ -1,0 +1,315 @@
+"""FakeBackend: an in-process API server for the controllers (STYLE §5).
+
+Objects live in memory (`fake_store`), optionally written through to the DB (`persistence`, see
+`fake_store.Persistence`); deletion and owner-reference GC are in `fake_gc`, Events in
+`fake_events`, error injection in `fake_faults`. Where this differs from a real API server:
+  * GC, foreground deletion and finalizer completion run synchronously inside the write that
+    triggers them; Pods have no grace period; no namespace lifecycle (any namespace name works);
+  * a create or update that leaves every owner reference dangling deletes the object at once;
+  * deleting an object that is already being deleted changes nothing (no policy switch);
+  * lists are in creation order, not key order; no field selectors, no set-based label selectors;
+  * admission sees the object after generateName but before uid/creationTimestamp; server-side
+    changes (deletionTimestamp, GC's ownerReference and finalizer edits) skip admission;
+  * Events are bounded per object and overall instead of by a one-hour TTL."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from katib.backends import fake_events, fake_gc
+from katib.backends.base import Handler, Resource, WatchEvent, matches_labels, object_key
+from katib.backends.fake_faults import Faults, Injection
+from katib.backends.fake_meta import (
+    added_finalizers_error, address, already_exists, check_preconditions, drop_empty_meta, merge_update,
+    metadata_errors, namespace_of, not_found, resolve, resource_of, resource_text, spec_of, validate_create)
+from katib.backends.fake_store import Persistence, Store, Txn, clone
+from katib.clock import Clock
+from katib.errors import FieldError, Invalid, NotFound
+
+logger = logging.getLogger(__name__)
+
+Admit = Callable[[str, dict, "dict | None"], dict]
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+@dataclass(eq=False)
+class _Subscription:
+    handler: Handler
+    kinds: frozenset[str] | None
+    since: int  # resourceVersion at subscribe time: earlier changes are not delivered
+    active: bool = True
+
+
+class FakeBackend:
+    """The Backend protocol over an in-memory store; every method may be called from any thread."""
+
+    def __init__(self, *, clock: Clock | None = None, admit: Admit | None = None,
+                 admit_kinds: Iterable[str] | None = None, persistence: Persistence | None = None,
+                 max_events_per_object: int = 100, max_events: int = 10_000,
+                 event_source: str = "katib-controller"):
+        if max_events_per_object < 1 or max_events < 1:
+            raise ValueError("event limits must be at least 1")
+        self._admit_fn = admit
+        self._admit_kinds = None if admit_kinds is None else frozenset(admit_kinds)
+        self._event_limits = (max_events_per_object, max_events)
+        self._event_source = event_source
+        self._lock = threading.RLock()
+        self._store = Store(clock=clock or Clock(), persistence=persistence)
+        self._faults = Faults()
+        self._subs: tuple[_Subscription, ...] = ()
+        self._outbox: deque[WatchEvent] = deque()
+        self._deliver_lock = threading.RLock()
+        self._tls = threading.local()
+        self._rng = random.Random()
+        if persistence is not None:
+            with self._lock:
+                self._store.load()
+            self.collect_garbage()  # finish cascades a crash interrupted
+
+    # ---- reads ------------------------------------------------------------------------------
+    def get(self, kind: str, namespace: str, name: str) -> dict:
+        res = resource_of(kind)
+        ns = namespace_of(res, namespace, name=name)
+        self._faults.check("get", kind, ns, name)
+        with self._lock:
+            obj = self._stored(res, ns, name)
+        return clone(obj)  # stored dicts are never modified, so copying outside the lock is safe
+
+    def list(self, kind: str, namespace: str | None = None, *,
+             labels: dict[str, str] | str | None = None) -> list[dict]:
+        """Objects of `kind` in `namespace` (all namespaces if None or ""), in creation order."""
+        res = resource_of(kind)
+        ns = (namespace or None) if res.namespaced else ""
+        self._faults.check("list", kind, ns)
+        with self._lock:
+            objs = self._store.objects(kind, ns)
+        return [clone(o) for o in objs if matches_labels(o, labels)]
+
+    # ---- writes -----------------------------------------------------------------------------
+    def create(self, obj: dict) -> dict:
+        res = resolve(obj)
+        new = {"apiVersion": "", **clone(obj)}  # apiVersion first, as objects are written out
+        new["apiVersion"] = res.api_version
+        meta = new["metadata"] = drop_empty_meta(new.get("metadata") or {})
+        if res.namespaced:
+            meta["namespace"] = namespace_of(res, meta.get("namespace"), name=meta.get("name", ""))
+        else:
+            meta.pop("namespace", None)
+        self._faults.check("create", res.kind, meta.get("namespace", ""), meta.get("name"))
+        with self._writing() as txn:
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = self._generate_name(res, meta)
+            validate_create(res, new)
+            new = self._admit("CREATE", res, new, None)
+            if self._store.get(object_key(new)) is not None:
+                raise already_exists(res, new["metadata"]["name"])
+            if res.has_status:
+                new.pop("status", None)  # status is written through the status subresource only
+            meta = new["metadata"]
+            for field in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+                meta.pop(field, None)
+            meta.update(uid=str(uuid.uuid4()), creationTimestamp=txn.stamp(), generation=1)
+            stored = txn.commit(new)
+        self._faults.check("create", res.kind, meta.get("namespace", ""), meta["name"], after=True)
+        return clone(stored)
+
+    def update(self, obj: dict) -> dict:
+        """Write metadata (labels, annotations, finalizers, ownerReferences) and spec; `status` in
+        `obj` is ignored for kinds with a status subresource. A no-op changes nothing."""
+        incoming = clone(obj)
+        res = resolve(incoming)
+        ns, name = address(res, incoming)
+        self._faults.check("update", res.kind, ns, name)
+        with self._writing() as txn:
+            stored = self._stored(res, ns, name)
+            check_preconditions(res, stored, incoming)
+            errors = metadata_errors(incoming.get("metadata") or {})
+            if errors:
+                raise Invalid(errors, kind=res.kind, name=name)
+            new = merge_update(stored, incoming, has_status=res.has_status)
+            if self._admits(res):
+                admitted = self._admit("UPDATE", res, clone(new), clone(stored))
+                new = merge_update(stored, admitted, has_status=res.has_status)
+            refused = added_finalizers_error(stored, new)
+            if refused:
+                raise refused
+            result = stored if new == stored else self._commit_update(txn, res, stored, new)
+        self._faults.check("update", res.kind, ns, name, after=True)
+        return clone(result)
+
+    def update_status(self, obj: dict) -> dict:
+        """Write only `status` (the status subresource): no admission, no generation bump."""
+        res = resolve(obj)
+        if not res.has_status:
+            raise NotFound(f"the server could not find the requested resource ({resource_text(res)}/status)")
+        ns, name = address(res, obj)
+        self._faults.check("update_status", res.kind, ns, name)
+        status = clone(obj.get("status"))
+        with self._writing() as txn:
+            stored = self._stored(res, ns, name)
+            check_preconditions(res, stored, obj)
+            if stored.get("status") == status:
+                result = stored
+            else:
+                new = {k: v for k, v in stored.items() if k != "status"}
+                if status is not None:
+                    new["status"] = status
+                result = txn.commit(new)
+        self._faults.check("update_status", res.kind, ns, name, after=True)
+        return clone(result)
+
+    def delete(self, kind: str, namespace: str, name: str, *, propagation: str = "Background") -> None:
+        """Background: dependents go after the owner; Foreground: the owner stays (with the
+        foregroundDeletion finalizer) until its blocking dependents are gone; Orphan: dependents
+        lose the owner reference and stay. Finalizers hold the object with a deletionTimestamp."""
+        res = resource_of(kind)
+        ns = namespace_of(res, namespace, name=name)
+        if propagation not in fake_gc.PROPAGATIONS:
+            raise Invalid([FieldError("propagationPolicy", f"supported values: {', '.join(fake_gc.PROPAGATIONS)}",
+                                      propagation, kind="Unsupported value")], kind=kind, name=name)
+        self._faults.check("delete", kind, ns, name)
+        with self._writing() as txn:
+            fake_gc.delete_object(txn, self._stored(res, ns, name), propagation)
+        self._faults.check("delete", kind, ns, name, after=True)
+
+    def record_event(self, obj: dict, *, type: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about `obj`. Best effort, like client-go's recorder: a failure to
+        store it is logged, not raised. An unknown `type` is a programming error (ValueError)."""
+        if type not in fake_events.EVENT_TYPES:
+            raise ValueError(f"event type must be one of {fake_events.EVENT_TYPES}, not {type!r}")
+        per_object, total = self._event_limits
+        try:
+            with self._writing() as txn:
+                fake_events.record(txn, obj, type=type, reason=reason, message=message,
+                                   source=self._event_source, per_object=per_object, total=total)
+        except Exception:
+            meta = obj.get("metadata") or {}
+            logger.warning("[%s/%s] event %s not recorded", meta.get("namespace"), meta.get("name"), reason,
+                           exc_info=True)
+
+    # ---- watch ------------------------------------------------------------------------------
+    def subscribe(self, handler: Handler, kinds: Iterable[str] | None = None) -> Callable[[], None]:
+        """Deliver every later change of `kinds` (all if None) to `handler`, in commit order, on
+        the writing thread before the write returns. Handlers should be quick (enqueue a key)."""
+        if isinstance(kinds, str):
+            kinds = (kinds,)
+        wanted = None if kinds is None else frozenset(resource_of(k).kind for k in kinds)
+        with self._lock:
+            sub = _Subscription(handler, wanted, since=self._store.rv)
+            self._subs += (sub,)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                sub.active = False
+                self._subs = tuple(s for s in self._subs if s is not sub)
+
+        return unsubscribe
+
+    # ---- test and maintenance hooks ---------------------------------------------------------
+    def inject(self, op: str, *, error: BaseException, kind: str | None = None, namespace: str | None = None,
+               name: str | None = None, times: int | None = 1, after: bool = False) -> Injection:
+        """Make the next `times` (None: all) matching `op` calls raise `error`: before changing
+        anything, or with `after=True` once the write has committed and its events fired."""
+        return self._faults.add(Injection(op=op, error=error, kind=kind, namespace=namespace, name=name,
+                                          times=times, after=after))
+
+    def clear_injections(self) -> None:
+        self._faults.clear()
+
+    def collect_garbage(self) -> None:
+        """Re-examine every object: remove dangling dependents and finished deletions."""
+        with self._writing() as txn:
+            fake_gc.queue_everything(txn)
+
+    # ---- internals --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Txn]:
+        """One atomic write: memory and persistence change together or not at all (GC included);
+        the watch events fire after the lock is released, in commit order."""
+        with self._lock:
+            self._tls.depth = getattr(self._tls, "depth", 0) + 1
+            txn = self._store.begin()
+            try:
+                with self._store.transaction():
+                    yield txn
+                    fake_gc.collect(txn)
+            except BaseException:
+                txn.rollback()
+                raise
+            finally:
+                self._tls.depth -= 1
+            self._outbox.extend(txn.events)
+        self._deliver()
+
+    def _deliver(self) -> None:
+        # A write made by a handler (or inside another write) is delivered by the outer loop,
+        # after the current event has reached every subscriber.
+        if getattr(self._tls, "depth", 0) or getattr(self._tls, "delivering", False):
+            return
+        with self._deliver_lock:
+            self._tls.delivering = True
+            try:
+                while self._outbox:
+                    self._fan_out(self._outbox.popleft())
+            finally:
+                self._tls.delivering = False
+
+    def _fan_out(self, event: WatchEvent) -> None:
+        obj = event.object
+        rv = int(obj["metadata"]["resourceVersion"])
+        for sub in self._subs:
+            if not sub.active or rv <= sub.since or (sub.kinds is not None and obj["kind"] not in sub.kinds):
+                continue
+            try:
+                sub.handler(WatchEvent(event.type, clone(obj)))
+            except Exception:
+                meta = obj["metadata"]
+                logger.exception("[%s/%s] watch handler %r failed on %s %s", meta.get("namespace"),
+                                 meta.get("name"), sub.handler, event.type, obj["kind"])
+
+    def _stored(self, res: Resource, ns: str, name: str) -> dict:
+        obj = self._store.get((res.kind, ns, name))
+        if obj is None:
+            raise not_found(res, name)
+        return obj
+
+    def _commit_update(self, txn: Txn, res: Resource, stored: dict, new: dict) -> dict:
+        if spec_of(new, has_status=res.has_status) != spec_of(stored, has_status=res.has_status):
+            new["metadata"]["generation"] = int(stored["metadata"].get("generation") or 0) + 1
+        return txn.commit(new)
+
+    def _admits(self, res: Resource) -> bool:
+        return self._admit_fn is not None and (self._admit_kinds is None or res.kind in self._admit_kinds)
+
+    def _admit(self, op: str, res: Resource, new: dict, old: dict | None) -> dict:
+        """Run admission (defaulting + validation) if it covers this kind; it returns the object
+        to store or raises Invalid. It may not change which object this is."""
+        if not self._admits(res):
+            return new
+        identity = object_key(new)
+        out = self._admit_fn(op, new, old)
+        if not isinstance(out, dict):
+            raise TypeError(f"admission returned {type(out).__name__}, not the object to store")
+        out.setdefault("apiVersion", res.api_version)
+        if object_key(out) != identity or out["apiVersion"] != res.api_version:
+            raise Invalid([FieldError("metadata", "admission may not change kind, namespace or name",
+                                      kind="Forbidden")], kind=res.kind, name=identity[2])
+        errors = metadata_errors(drop_empty_meta(out.setdefault("metadata", {})))
+        if errors:
+            raise Invalid(errors, kind=res.kind, name=identity[2])
+        return out
+
+    def _generate_name(self, res: Resource, meta: dict) -> str:
+        prefix = meta["generateName"][:58]
+        for _ in range(16):
+            name = prefix + "".join(self._rng.choice(_NAME_CHARS) for _ in range(5))
+            if self._store.get((res.kind, meta.get("namespace", ""), name)) is None:
+                return name
+        raise already_exists(res, name)
+
