@@ -1,0 +1,51 @@
+"""Command line: `python katib.py [--fake] [--db PATH] <command> ...`.
+
+Each command is a module of this package exposing `add_parser(subparsers)` (which sets
+`handler=run` on its parser) and `run(args) -> int`; a module may also expose
+`normalize_argv(argv) -> argv` to pre-process the raw arguments. Modules listed in COMMANDS
+that do not exist (yet) are skipped. Exit codes: 0 ok, 1 invalid object, 2 unusable input."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+
+COMMANDS = ("validate", "render", "run")
+EXIT_OK, EXIT_INVALID, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def command_modules() -> list[ModuleType]:
+    modules = []
+    for name in COMMANDS:
+        qualified = f"{__name__}.{name}"
+        try:
+            modules.append(importlib.import_module(qualified))
+        except ModuleNotFoundError as err:
+            if err.name != qualified:
+                raise
+    return modules
+
+
+def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="katib.py",
+        description="Katib v1alpha3 hyperparameter tuning in one process.")
+    parser.add_argument("--fake", action="store_true",
+                        help="keep objects in this process instead of a Kubernetes cluster (used by `run`)")
+    parser.add_argument("--db", metavar="PATH", help="database file for the fake backend (used by `run`)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in modules if modules is not None else command_modules():
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    modules = command_modules()
+    for module in modules:
+        normalize = getattr(module, "normalize_argv", None)
+        if normalize is not None:
+            argv = normalize(argv)
+    args = build_parser(modules).parse_args(argv)
+    return args.handler(args)
