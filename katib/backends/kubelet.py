@@ -8,12 +8,15 @@ metrics are still on the way. `complete_job` is shared with the test kubelet."""
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import threading
 from pathlib import Path
 
+from katib import failpoints
 from katib.backends.base import ADDED, DELETED, WatchEvent
 from katib.clock import Clock
+from katib.controllers.job_status import pod_templates
 from katib.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
@@ -84,6 +87,7 @@ def complete_job(backend, db, job: dict, status: dict, *, output: Path | None) -
     if trial is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
                                  for c in status.get("conditions") or ()):
         collect_metrics(db, trial, output=output)
+        failpoints.hit("metrics-stored")  # crash tests: metrics in the DB, Job not yet finished
     write_job_status(backend, job, status)
 
 
@@ -107,8 +111,9 @@ def write_job_status(backend, job: dict, status: dict) -> None:
 class LocalKubelet:
     """Runs every Job created in the backend as a local process group."""
 
-    def __init__(self, backend, db, runner, *, clock: Clock | None = None):
+    def __init__(self, backend, db, runner, *, clock: Clock | None = None, working_dir: str | None = None):
         self.backend = backend
+        self.working_dir = working_dir
         self.db = db
         self.runner = runner
         self.clock = clock or Clock()
@@ -135,8 +140,19 @@ class LocalKubelet:
             if key in self._jobs:
                 return
             self._jobs[key] = job
-        self.runner.start(key, job)
+        self.runner.start(key, self.local_job(job))
         self._started.append(key)
+
+    def local_job(self, job: dict) -> dict:
+        """The job as run here: containers without workingDir run in katib's working directory
+        (a container image's WORKDIR has no local equivalent), so relative paths work."""
+        if self.working_dir is None:
+            return job
+        job = copy.deepcopy(job)
+        for template in pod_templates(job):
+            for container in (template.get("spec") or {}).get("containers") or ():
+                container.setdefault("workingDir", self.working_dir)
+        return job
 
     def recover(self) -> None:
         """After a restart: outcomes of jobs that ended while we were down, re-attach to the
@@ -152,7 +168,7 @@ class LocalKubelet:
                     known = key in self._jobs
                     self._jobs.setdefault(key, job)
                 if not known:
-                    self.runner.start(key, job)   # idempotent: a job with a directory is never re-run
+                    self.runner.start(key, self.local_job(job))   # idempotent: a job with a directory is never re-run
                     self._started.append(key)
 
     def start(self) -> None:
@@ -211,7 +227,13 @@ class LocalKubelet:
             self._thread.join(timeout=5)
         self._unsubscribe()
         if kill:
-            self.runner.kill_all()
+            # Interrupted, not failed: stop the processes and forget them, so that the next
+            # start runs these jobs again instead of reporting them as killed.
+            with self._lock:
+                keys = list(self._jobs)
+            self.runner.kill_all(reason="Interrupted")
+            for key in keys:
+                self.runner.forget(key)
         self.runner.close()
 
 
