@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import logging
 
+from katib import failpoints
 from katib.controllers import conditions as cond
 from katib.controllers import experiment_status as es
 from katib.controllers.context import Context
@@ -204,6 +205,7 @@ def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
         trial["spec"]["retainRun"] = True
     try:
         ctx.backend.create(trial)
+        failpoints.hit("trial-created")
         logger.info("[%s/%s] trial %s created", meta["namespace"], meta["name"], trial_name)
     except AlreadyExists:
         pass

@@ -9,6 +9,7 @@ import copy
 import json
 import logging
 
+from katib import failpoints
 from katib.controllers import conditions as cond
 from katib.controllers.context import Context
 from katib.controllers.experiment import SUGGESTION_EXHAUSTED
@@ -49,6 +50,8 @@ def reconcile_suggestion(ctx: Context, namespace: str, name: str) -> float | Non
             sync_assignments(ctx, exp, sug)
     if status != before:
         ctx.backend.update_status(sug)
+        if len(status.get("suggestions") or []) > len(before.get("suggestions") or []):
+            failpoints.hit("assignments-recorded")  # crash tests: before any Trial exists
     return None
 
 
