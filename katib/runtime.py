@@ -2,6 +2,7 @@
 local kubelet. Used by `katib.py --fake` and by the tests' World."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -51,28 +52,47 @@ def trial_environment() -> dict[str, str]:
 
 
 class SelectivePersistence:
-    """Persist every kind except those in `skip` (events live in memory)."""
+    """Persist every kind except those in `skip` (events live in memory). A transaction is
+    opened lazily, at the first row written, so an event-only write touches no database."""
 
     def __init__(self, table, skip=NOT_PERSISTED):
         self.table = table
         self.skip = set(skip)
+        self._local = threading.local()
 
     def load_all(self):
         return [o for o in self.table.load_all() if o.get("kind") not in self.skip]
 
     def put(self, obj):
         if obj.get("kind") not in self.skip:
+            self._open()
             self.table.put(obj)
 
     def remove(self, kind, namespace, name, *, resource_version):
         if kind not in self.skip:
+            self._open()
             self.table.remove(kind, namespace, name, resource_version=resource_version)
 
     def max_resource_version(self):
         return self.table.max_resource_version()
 
+    def _open(self) -> None:
+        stack = getattr(self._local, "stack", None)
+        if stack is not None and not self._local.opened:
+            stack.enter_context(self.table.transaction())
+            self._local.opened = True
+
+    @contextlib.contextmanager
     def transaction(self):
-        return self.table.transaction()
+        if getattr(self._local, "stack", None) is not None:  # nested: the outer one decides
+            yield
+            return
+        self._local.stack, self._local.opened = contextlib.ExitStack(), False
+        try:
+            with self._local.stack:
+                yield
+        finally:
+            self._local.stack = None
 
 
 class FakeControlPlane:

@@ -264,7 +264,10 @@ def _dump_value(value: Any, extras: bool) -> Any:
 
 # ---------------------------------------------------------------------------------------- YAML
 
-class JsonYamlLoader(yaml.SafeLoader):
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~20x faster parsing
+
+
+class JsonYamlLoader(_BaseLoader):
     """YAML as Kubernetes reads it into JSON: timestamps stay strings (no datetime objects)."""
 
 

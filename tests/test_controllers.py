@@ -309,3 +309,27 @@ def test_many_trials_one_reconcile_each_keeps_counts_consistent(world):
     assert status["trialsSucceeded"] + status["trialsFailed"] == 40
     assert status["trialsFailed"] == 8
     assert len(status["succeededTrialList"]) == status["trialsSucceeded"]
+
+
+def test_suggestion_status_keeps_only_unconsumed_assignments(world):
+    world.apply(make_experiment(parallel_trial_count=2, max_trial_count=12))
+    world.drive()
+    sug = world.suggestion()
+    assert sug["status"]["suggestionCount"] == 12
+    assert len(sug["status"]["suggestions"]) <= 2
+    trial_names = set(names(world.trials()))
+    assert len(trial_names) == 12
+    assert {s["name"] for s in sug["status"]["suggestions"]} <= trial_names
+
+
+def test_restart_clears_completion_time(world):
+    world.apply(make_experiment(parallel_trial_count=1, max_trial_count=1))
+    world.drive()
+    assert world.experiment()["status"]["completionTime"]
+    exp = world.experiment()
+    exp["spec"]["maxTrialCount"] = 2
+    world.backend.update(exp)
+    world.run_until_idle()
+    assert world.experiment()["status"].get("completionTime") is None
+    world.drive()
+    assert world.experiment()["status"]["completionTime"]

@@ -143,3 +143,29 @@ def test_ctrl_c_stops_trials_and_rerun_continues(tmp):
     assert leftover.stdout.strip() == ""  # trial processes were stopped
     assert run_katib(tmp) == 0, run_katib.last
     check_outcome(tmp)
+
+
+def test_event_writes_open_no_database_transaction(tmp_path):
+    from katib.db import ObjectTable, connect
+    from katib.runtime import SelectivePersistence
+
+    table = ObjectTable(connect(str(tmp_path / "k.db")))
+    opened = []
+    real = table.transaction
+    table.transaction = lambda: (opened.append(1), real())[1]
+    persistence = SelectivePersistence(table)
+    with persistence.transaction():
+        persistence.put({"kind": "Event", "metadata": {"name": "e", "namespace": "ns", "resourceVersion": "1"}})
+    assert opened == []
+    with persistence.transaction():
+        persistence.put({"kind": "Trial", "metadata": {"name": "t", "namespace": "ns", "resourceVersion": "2"}})
+        persistence.put({"kind": "Trial", "metadata": {"name": "u", "namespace": "ns", "resourceVersion": "3"}})
+    assert opened == [1]
+    assert sorted(o["metadata"]["name"] for o in table.load_all()) == ["t", "u"]
+    try:
+        with persistence.transaction():
+            persistence.put({"kind": "Trial", "metadata": {"name": "v", "namespace": "ns", "resourceVersion": "4"}})
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    assert sorted(o["metadata"]["name"] for o in table.load_all()) == ["t", "u"]

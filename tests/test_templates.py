@@ -208,7 +208,7 @@ def test_decode_accepts_json_and_keeps_timestamps_as_text():
     ("---\n", "the rendered template is empty"),
     ("- a\n", "the rendered template is a list, not an object"),
     ("just text", "the rendered template is a string, not an object"),
-    ("a: b: c\n", "error converting YAML to JSON: yaml: line 1: mapping values are not allowed here"),
+    ("a: b: c\n", "error converting YAML to JSON: yaml: line 1: mapping values are not allowed in this context"),
     ("kind: Job\n\tbad: tab\n", "error converting YAML to JSON: yaml: line 2: "),
 ], ids=["empty", "empty document", "list", "scalar", "bad yaml", "tab"])
 def test_decode_errors(text, message):

@@ -149,7 +149,7 @@ CASES = [
     # -- 2.2 trial template --
     ("template invalid YAML", {"spec.trialTemplate.goTemplate.rawTemplate": "apiVersion: v1\nkind: [Job\n"},
      ["spec.trialTemplate: Invalid spec.trialTemplate: error converting YAML to JSON: yaml: line 3: "
-      "expected ',' or ']', but got '<stream end>'."]),
+      "did not find expected ',' or ']'."]),
     ("template renders a list", {"spec.trialTemplate.goTemplate.rawTemplate": "- a\n"},
      ["spec.trialTemplate: Invalid spec.trialTemplate: the rendered template is a list, not an object."]),
     ("template kind NewJobType", {"spec.trialTemplate.goTemplate.rawTemplate": JOB.replace("kind: Job", "kind: NewJobType")},

@@ -35,8 +35,10 @@ def validate_settings(*, parameters, settings, parallel_trial_count=0, nas_confi
 def suggest(request: SuggestRequest) -> SuggestReply:
     space = parse_space(request.parameters)
     rng = _generator(request)
-    keys, exhausted = draw_distinct(space, rng, count=max(request.count, 0),
-                                    used=space.used_keys(request.trials))
+    # Only a finite space needs the points already handed out (an O(trials) scan per call); in
+    # a continuous one a repeated 53-bit draw is not a practical possibility.
+    used = space.used_keys(request.trials) if space.size is not None else set()
+    keys, exhausted = draw_distinct(space, rng, count=max(request.count, 0), used=used)
     return SuggestReply(
         assignments=[space.render(key) for key in keys],
         state={"rng": rng_to_state(rng)},

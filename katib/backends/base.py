@@ -89,7 +89,9 @@ def matches_labels(obj: dict, selector: dict[str, str] | str | None) -> bool:
 class Backend(Protocol):
     """What controllers, the runner and the CLI may ask of the object store."""
 
-    def get(self, kind: str, namespace: str, name: str) -> dict: ...
+    def get(self, kind: str, namespace: str, name: str, *, readonly: bool = False) -> dict:
+        """`readonly=True`: the caller will not modify the result (an implementation may then
+        skip copying it)."""
 
     def list(self, kind: str, namespace: str | None = None, *,
              labels: dict[str, str] | str | None = None) -> list[dict]: ...
@@ -105,7 +107,9 @@ class Backend(Protocol):
     def delete(self, kind: str, namespace: str, name: str, *,
                propagation: str = "Background") -> None: ...
 
-    def subscribe(self, handler: Handler, kinds: Iterable[str] | None = None) -> Callable[[], None]:
-        """Call `handler` for every later change of the given kinds; returns an unsubscribe."""
+    def subscribe(self, handler: Handler, kinds: Iterable[str] | None = None, *,
+                  readonly: bool = False) -> Callable[[], None]:
+        """Call `handler` for every later change of the given kinds; returns an unsubscribe.
+        `readonly=True`: the handler will not modify the event's object."""
 
     def record_event(self, obj: dict, *, type: str, reason: str, message: str) -> None: ...

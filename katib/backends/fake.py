@@ -44,6 +44,7 @@ class _Subscription:
     kinds: frozenset[str] | None
     since: int  # resourceVersion at subscribe time: earlier changes are not delivered
     active: bool = True
+    readonly: bool = False  # the handler promises not to modify the object: no copy is made
 
 
 class FakeBackend:
@@ -73,13 +74,15 @@ class FakeBackend:
             self.collect_garbage()  # finish cascades a crash interrupted
 
     # ---- reads ------------------------------------------------------------------------------
-    def get(self, kind: str, namespace: str, name: str) -> dict:
+    def get(self, kind: str, namespace: str, name: str, *, readonly: bool = False) -> dict:
+        """A copy of the object; with `readonly=True` the stored object itself, which the caller
+        must not modify (stored objects are replaced on write, never changed in place)."""
         res = resource_of(kind)
         ns = namespace_of(res, namespace, name=name)
         self._faults.check("get", kind, ns, name)
         with self._lock:
             obj = self._stored(res, ns, name)
-        return clone(obj)  # stored dicts are never modified, so copying outside the lock is safe
+        return obj if readonly else clone(obj)  # copying outside the lock is safe
 
     def list(self, kind: str, namespace: str | None = None, *,
              labels: dict[str, str] | str | None = None) -> list[dict]:
@@ -194,14 +197,16 @@ class FakeBackend:
                            exc_info=True)
 
     # ---- watch ------------------------------------------------------------------------------
-    def subscribe(self, handler: Handler, kinds: Iterable[str] | None = None) -> Callable[[], None]:
+    def subscribe(self, handler: Handler, kinds: Iterable[str] | None = None, *,
+                  readonly: bool = False) -> Callable[[], None]:
         """Deliver every later change of `kinds` (all if None) to `handler`, in commit order, on
-        the writing thread before the write returns. Handlers should be quick (enqueue a key)."""
+        the writing thread before the write returns. Handlers should be quick (enqueue a key).
+        A `readonly` handler gets the stored object itself and must not modify it."""
         if isinstance(kinds, str):
             kinds = (kinds,)
         wanted = None if kinds is None else frozenset(resource_of(k).kind for k in kinds)
         with self._lock:
-            sub = _Subscription(handler, wanted, since=self._store.rv)
+            sub = _Subscription(handler, wanted, since=self._store.rv, readonly=readonly)
             self._subs += (sub,)
 
         def unsubscribe() -> None:
@@ -267,7 +272,7 @@ class FakeBackend:
             if not sub.active or rv <= sub.since or (sub.kinds is not None and obj["kind"] not in sub.kinds):
                 continue
             try:
-                sub.handler(WatchEvent(event.type, clone(obj)))
+                sub.handler(WatchEvent(event.type, obj if sub.readonly else clone(obj)))
             except Exception:
                 meta = obj["metadata"]
                 logger.exception("[%s/%s] watch handler %r failed on %s %s", meta.get("namespace"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import copy
 import logging
+import queue
 import threading
 from pathlib import Path
 
@@ -122,6 +123,9 @@ class LocalKubelet:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._to_start: queue.Queue[str | None] = queue.Queue()
+        self._starter_thread = threading.Thread(target=self._starter, name="local-kubelet-starter", daemon=True)
+        self._starter_thread.start()
         self._unsubscribe = backend.subscribe(self.on_event, kinds=JOB_KINDS)
 
     def on_event(self, event: WatchEvent) -> None:
@@ -136,12 +140,34 @@ class LocalKubelet:
             self.launch(key, job)
 
     def launch(self, key: str, job: dict) -> None:
+        """Queue the job for the starter thread: spawning takes milliseconds, which the thread
+        that created the Job (the controllers) should not spend."""
         with self._lock:
             if key in self._jobs:
                 return
             self._jobs[key] = job
-        self.runner.start(key, self.local_job(job))
-        self._started.append(key)
+        self._to_start.put(key)
+
+    def _starter(self) -> None:
+        while True:
+            key = self._to_start.get()
+            if key is None:
+                return
+            with self._lock:
+                job = self._jobs.get(key)
+            if job is None:
+                continue  # deleted before it started
+            try:
+                self.runner.start(key, self.local_job(job))
+            except Exception:
+                logger.exception("could not start job %s", key)
+                continue
+            with self._lock:
+                deleted = key not in self._jobs
+            if deleted:  # the Job went away while it was being started
+                self.runner.stop(key, reason="Deleted")
+                continue
+            self._started.append(key)
 
     def local_job(self, job: dict) -> dict:
         """The job as run here: containers without workingDir run in katib's working directory
@@ -222,6 +248,8 @@ class LocalKubelet:
         return None
 
     def close(self, *, kill: bool = False) -> None:
+        self._to_start.put(None)
+        self._starter_thread.join(timeout=5)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

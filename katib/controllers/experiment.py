@@ -24,33 +24,29 @@ SUGGESTION_EXHAUSTED = "SuggestionExhausted"
 def reconcile_experiment(ctx: Context, namespace: str, name: str) -> float | None:
     """One level-based pass; returns seconds until it wants to run again, or None."""
     try:
-        exp = ctx.backend.get("Experiment", namespace, name)
+        stored = ctx.backend.get("Experiment", namespace, name, readonly=True)
     except NotFound:
         ctx.index.forget_experiment(namespace, name)
         ctx.last_status_write.pop((namespace, name), None)
         return None
-    meta = exp["metadata"]
-    finalizers = meta.setdefault("finalizers", [])
-    if meta.get("deletionTimestamp"):
-        if FINALIZER in finalizers:
-            finalizers.remove(FINALIZER)
-            ctx.backend.update(exp)
+    if reconcile_finalizer(ctx, stored):
         return None
-    if FINALIZER not in finalizers:
-        finalizers.append(FINALIZER)
-        ctx.backend.update(exp)
-        return None
-
-    before = copy.deepcopy(exp.get("status") or {})
-    status = exp.setdefault("status", {})
-    conds = status.setdefault("conditions", [])
-    prefix = f"[{namespace}/{name}]"
+    # Work on a shallow copy: the trial lists of a large experiment are never copied, only
+    # replaced when the summary is rewritten (at most every ctx.status_interval seconds).
+    before = stored.get("status") or {}
+    status = dict(before)
+    status["conditions"] = copy.deepcopy(before.get("conditions") or [])
+    exp = {**stored, "status": status}
+    conds = status["conditions"]
+    group = ctx.index.get(namespace, name)
     if is_completed(conds):
-        if restartable(exp):
+        if restartable(exp, group):
             cond.remove(conds, "Succeeded", "Failed")
+            status["completionTime"] = None  # running again (upstream keeps the old time)
             cond.set_condition(conds, "Restarting", "True", "ExperimentRestarting",
                                "Experiment is restarted", ctx.now())
-            logger.info("%s restarted: maxTrialCount is now %s", prefix, exp["spec"].get("maxTrialCount"))
+            logger.info("[%s/%s] restarted: maxTrialCount is now %s", namespace, name,
+                        exp["spec"].get("maxTrialCount"))
         else:
             return finish_completed(ctx, exp, before)
     if not cond.is_true(conds, "Created"):
@@ -60,14 +56,27 @@ def reconcile_experiment(ctx: Context, namespace: str, name: str) -> float | Non
         ctx.event(exp, "Normal", "ExperimentCreated", "Experiment is created")
         return write_status(ctx, exp, before, force=True)
     reconcile_running(ctx, exp)
-    return write_status(ctx, exp, before, force=is_completed(conds) or changed_conditions(before, status))
+    return write_status(ctx, exp, before, force=conds != (before.get("conditions") or []))
+
+
+def reconcile_finalizer(ctx: Context, stored: dict) -> bool:
+    """Add our finalizer, or remove it when the experiment is being deleted; True if it wrote."""
+    finalizers = stored["metadata"].get("finalizers") or []
+    deleting = bool(stored["metadata"].get("deletionTimestamp"))
+    if deleting == (FINALIZER in finalizers):
+        exp = copy.deepcopy(stored)
+        kept = [f for f in finalizers if f != FINALIZER]
+        exp["metadata"]["finalizers"] = kept if deleting else finalizers + [FINALIZER]
+        ctx.backend.update(exp)
+        return True
+    return deleting
 
 
 def is_completed(conds: list[dict]) -> bool:
     return cond.is_true(conds, "Succeeded") or cond.is_true(conds, "Failed")
 
 
-def restartable(exp: dict) -> bool:
+def restartable(exp: dict, group) -> bool:
     """A LongRunning experiment that ended on maxTrialCount restarts when the limit is raised."""
     conds = exp["status"].get("conditions") or []
     succeeded = cond.find(conds, "Succeeded")
@@ -77,23 +86,14 @@ def restartable(exp: dict) -> bool:
     if exp["spec"].get("resumePolicy", "LongRunning") != "LongRunning":
         return False
     max_trials = exp["spec"].get("maxTrialCount")
-    done = sum(exp["status"].get(k, 0) for k in ("trialsSucceeded", "trialsFailed", "trialsKilled"))
-    return max_trials is None or max_trials > done
-
-
-def changed_conditions(before: dict, status: dict) -> bool:
-    return (before.get("conditions") or []) != (status.get("conditions") or [])
+    return max_trials is None or max_trials > es.completed(group)
 
 
 def reconcile_running(ctx: Context, exp: dict) -> None:
     """ReconcileExperiment: summary, end conditions, then more trials if still running."""
     ns, name = exp["metadata"]["namespace"], exp["metadata"]["name"]
     group = ctx.index.get(ns, name)
-    status = exp["status"]
-    conds = status["conditions"]
-    summary = es.summarize(group, status)
-    status.clear()
-    status.update(summary)
+    conds = exp["status"]["conditions"]
     sug = get_suggestion(ctx, ns, name)
     unconsumed = unconsumed_assignments(sug, group) if sug else []
     sug_conds = ((sug or {}).get("status") or {}).get("conditions") or []
@@ -114,42 +114,39 @@ def complete(ctx: Context, exp: dict, end: tuple[str, str, str]) -> None:
     conds = exp["status"]["conditions"]
     now = ctx.now()
     cond.set_terminal(conds, ctype, reason, message, now)
-    if end is not es.SUGGESTION_FAILED:
-        exp["status"]["completionTime"] = now
+    exp["status"]["completionTime"] = now  # upstream leaves it unset when the Suggestion failed
     logger.info("[%s/%s] %s: %s", exp["metadata"]["namespace"], exp["metadata"]["name"], ctype, reason)
     ctx.event(exp, "Normal" if ctype == "Succeeded" else "Warning", reason, message)
 
 
 def get_suggestion(ctx: Context, ns: str, name: str) -> dict | None:
+    """The experiment's Suggestion, read-only."""
     try:
-        return ctx.backend.get("Suggestion", ns, name)
+        return ctx.backend.get("Suggestion", ns, name, readonly=True)
     except NotFound:
         return None
 
 
 def unconsumed_assignments(sug: dict, group) -> list[dict]:
-    """Recorded assignments that have no Trial yet (a crash may sit between the two writes)."""
+    """Recorded assignments that have no Trial yet (a crash may sit between the two writes).
+    The Suggestion keeps only assignments whose Trial did not exist at its last write."""
     suggestions = (sug.get("status") or {}).get("suggestions") or []
-    start = min(len(group.trials), len(suggestions))
-    tail = [s for s in suggestions[start:] if s.get("name") not in group.trials]
-    if len(group.trials) + len(tail) < len(suggestions):  # trials were deleted: look everywhere
-        tail = [s for s in suggestions if s.get("name") not in group.trials]
-    return tail
+    return [s for s in suggestions if s.get("name") not in group.trials]
 
 
 def reconcile_trials(ctx: Context, exp: dict, group, sug: dict | None, unconsumed: list[dict]) -> None:
     ns, name = exp["metadata"]["namespace"], exp["metadata"]["name"]
-    count = len(((sug or {}).get("status") or {}).get("suggestions") or [])
+    count = ((sug or {}).get("status") or {}).get("suggestionCount", 0)
     plan = es.plan_trials(exp["spec"], group, suggestion_count=count, unconsumed=len(unconsumed))
     if sug is None:
         if plan.add > 0:
             create_suggestion(ctx, exp, plan.requests)
         return
-    sug_spec = sug.setdefault("spec", {})
     ended = cond.is_true((sug.get("status") or {}).get("conditions"), "Succeeded")
-    if not ended and sug_spec.get("requests") != plan.requests:  # ended: nothing more to ask
-        sug_spec["requests"] = plan.requests
-        ctx.backend.update(sug)
+    if not ended and (sug.get("spec") or {}).get("requests") != plan.requests:  # ended: nothing to ask
+        ctx.backend.update({"apiVersion": sug["apiVersion"], "kind": sug["kind"],
+                            "metadata": copy.deepcopy(sug["metadata"]),
+                            "spec": {**sug.get("spec", {}), "requests": plan.requests}})
     for assignment in unconsumed:
         create_trial(ctx, exp, assignment)
 
@@ -194,8 +191,9 @@ def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
     labels["experiment"] = meta["name"]
     trial = {
         "apiVersion": "kubeflow.org/v1alpha3", "kind": "Trial",
+        # Created with the trial controller's finalizer: one write fewer per trial.
         "metadata": {"name": trial_name, "namespace": meta["namespace"], "labels": labels,
-                     "ownerReferences": [owner_ref(exp)]},
+                     "ownerReferences": [owner_ref(exp)], "finalizers": ["clean-metrics-in-db"]},
         "spec": {"objective": copy.deepcopy(spec.get("objective")),
                  "parameterAssignments": [dict(p) for p in params],
                  "runSpec": run_spec,
@@ -223,10 +221,6 @@ def finish_completed(ctx: Context, exp: dict, before: dict) -> float | None:
             kill_trial(ctx, ns, s.name, exp)
     if exp["spec"].get("resumePolicy", "LongRunning") == "Never":
         terminate_suggestion(ctx, ns, name)
-    if group.trials:
-        summary = es.summarize(group, exp["status"])
-        exp["status"].clear()
-        exp["status"].update(summary)
     return write_status(ctx, exp, before, force=es.active(group) == 0)
 
 
@@ -248,23 +242,28 @@ def terminate_suggestion(ctx: Context, ns: str, name: str) -> None:
     sug = get_suggestion(ctx, ns, name)
     if sug is None:
         return
-    conds = sug.setdefault("status", {}).setdefault("conditions", [])
-    if cond.is_true(conds, "Succeeded") or cond.is_true(conds, "Failed"):
+    if any(cond.is_true((sug.get("status") or {}).get("conditions"), t) for t in ("Succeeded", "Failed")):
         return
+    sug = copy.deepcopy(sug)
+    conds = sug.setdefault("status", {}).setdefault("conditions", [])
     now = ctx.now()
     cond.set_terminal(conds, "Succeeded", "SuggestionSucceeded", "Suggestion is succeeded", now)
     ctx.backend.update_status(sug)
 
 
 def write_status(ctx: Context, exp: dict, before: dict, *, force: bool) -> float | None:
-    """Write the status if it changed; non-terminal summaries are rate-limited per experiment."""
-    if exp["status"] == before:
-        return None
+    """Write conditions and the trial summary if they changed. Without `force`, a summary
+    rewrite happens at most every ctx.status_interval seconds per experiment: a 10,000-trial
+    summary is large, and rewriting it on every trial event would make the run quadratic."""
     key = (exp["metadata"]["namespace"], exp["metadata"]["name"])
     now = ctx.clock.monotonic()
     last = ctx.last_status_write.get(key)
     if not force and ctx.status_interval > 0 and last is not None and now - last < ctx.status_interval:
         return ctx.status_interval - (now - last)
+    group = ctx.index.get(*key)
+    exp["status"] = es.summarize(group, exp["status"])
+    if exp["status"] == before:
+        return None
     ctx.backend.update_status(exp)
     ctx.last_status_write[key] = now
     return None

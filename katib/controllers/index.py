@@ -10,6 +10,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 
+from katib.algorithms.base import TrialRecord
 from katib.controllers import conditions as cond
 
 KILLED, FAILED, SUCCEEDED, RUNNING, PENDING = "killed", "failed", "succeeded", "running", "pending"
@@ -48,6 +49,7 @@ class TrialSummary:
     assignments: list[dict]
     start_time: str
     observation: dict | None
+    record: TrialRecord | None = None   # how algorithms see it, built once per change
 
 
 @dataclass
@@ -75,7 +77,7 @@ class ExperimentTrials:
 
     def rebuild_best(self) -> None:
         self.best = None
-        for s in sorted(self.trials.values(), key=lambda t: t.seq):
+        for s in self.trials.values():
             self._consider(s)
 
     def put(self, s: TrialSummary) -> None:
@@ -100,7 +102,8 @@ class ExperimentTrials:
             self.rebuild_best()
 
     def ordered(self) -> list[TrialSummary]:
-        return sorted(self.trials.values(), key=lambda t: t.seq)
+        """In creation order: a dict keeps insertion order and an update keeps the position."""
+        return list(self.trials.values())
 
 
 class TrialIndex:
@@ -141,13 +144,17 @@ class TrialIndex:
             group.objective_type = objective.get("type", group.objective_type)
             status = trial.get("status") or {}
             self._seq += 1
-            group.put(TrialSummary(
+            summary = TrialSummary(
                 name=name, seq=self._seq, state=classify(trial),
                 value=objective_of(trial, group.objective_metric),
                 last_condition=cond.last_type(status.get("conditions")),
                 assignments=spec.get("parameterAssignments") or [],
                 start_time=status.get("startTime") or "",
-                observation=status.get("observation")))
+                observation=status.get("observation"))
+            summary.record = TrialRecord(
+                name=name, assignments={a.get("name"): a.get("value") for a in summary.assignments},
+                condition=summary.last_condition, value=summary.value, start_time=summary.start_time)
+            group.put(summary)
             return exp_key
 
     def forget_experiment(self, namespace: str, name: str) -> None:

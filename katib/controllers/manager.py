@@ -32,7 +32,7 @@ class Manager:
             ctx.queue = WorkQueue(ctx.clock)
         self.queue = ctx.queue
         self._unsubscribe = ctx.backend.subscribe(
-            self.on_event, kinds=("Experiment", "Suggestion", "Trial") + JOB_KINDS)
+            self.on_event, kinds=("Experiment", "Suggestion", "Trial") + JOB_KINDS, readonly=True)
         self.errors = 0
 
     # -- events -> keys -------------------------------------------------------------

@@ -41,7 +41,7 @@ def reconcile_suggestion(ctx: Context, namespace: str, name: str) -> float | Non
         # The algorithm runs in this process: its "deployment" is ready at once.
         cond.set_condition(conds, "DeploymentReady", "True", "DeploymentReady", "Deployment is ready", now)
         try:
-            exp = ctx.backend.get("Experiment", namespace, name)
+            exp = ctx.backend.get("Experiment", namespace, name, readonly=True)
         except NotFound:
             raise TemporaryError(f"experiment {namespace}/{name} of the suggestion is not found", delay=1.0)
         if cond.is_true(conds, "Failed"):
@@ -50,7 +50,7 @@ def reconcile_suggestion(ctx: Context, namespace: str, name: str) -> float | Non
             sync_assignments(ctx, exp, sug)
     if status != before:
         ctx.backend.update_status(sug)
-        if len(status.get("suggestions") or []) > len(before.get("suggestions") or []):
+        if status.get("suggestionCount", 0) > before.get("suggestionCount", 0):
             failpoints.hit("assignments-recorded")  # crash tests: before any Trial exists
     return None
 
@@ -81,42 +81,48 @@ def validate(ctx: Context, exp: dict, sug: dict) -> bool:
 
 
 def sync_assignments(ctx: Context, exp: dict, sug: dict) -> None:
-    """Ask the algorithm for `requests - suggestionCount` assignments and record them."""
+    """Ask the algorithm for `requests - suggestionCount` assignments and record them.
+
+    status.suggestions keeps only the assignments whose Trial did not exist yet when it was
+    written (upstream keeps all of them, which makes every write of a 10,000-trial experiment
+    carry 10,000 entries); suggestionCount counts all. Trials carry their own assignments."""
     from katib.algorithms.registry import suggest
 
     status = sug["status"]
-    suggestions = status.setdefault("suggestions", [])
-    need = (sug.get("spec") or {}).get("requests", 0) - len(suggestions)
+    count = status.get("suggestionCount", len(status.get("suggestions") or []))
+    need = (sug.get("spec") or {}).get("requests", 0) - count
     if need <= 0:
         return
     ns, name = sug["metadata"]["namespace"], sug["metadata"]["name"]
+    group = ctx.index.get(ns, name)
+    pending = [s for s in status.get("suggestions") or [] if s.get("name") not in group.trials]
     request = build_request(ctx, exp, sug, need)
     reply = suggest(request)
-    taken = {s.get("name") for s in suggestions} | set(ctx.index.get(ns, name).trials)
+    taken = {s.get("name") for s in pending}
     for assignment in reply.assignments[:need]:
-        suggestions.append({"name": new_trial_name(ctx, name, taken),
-                            "parameterAssignments": [{"name": k, "value": v} for k, v in assignment]})
-    status["suggestionCount"] = len(suggestions)
+        pending.append({"name": new_trial_name(ctx, name, taken, group.trials),
+                        "parameterAssignments": [{"name": k, "value": v} for k, v in assignment]})
+        count += 1
+    status["suggestions"] = pending
+    status["suggestionCount"] = count
     status[STATE_KEY] = json.dumps(reply.state, sort_keys=True, separators=(",", ":"))
     merge_settings(status, reply.settings)
     if reply.exhausted and len(reply.assignments) < need:
         now = ctx.now()
         cond.set_terminal(status["conditions"], "Succeeded", SUGGESTION_EXHAUSTED,
                           "Suggestion has handed out every assignment of the search space", now)
-        logger.info("[%s/%s] search space exhausted after %d assignments", ns, name, len(suggestions))
+        logger.info("[%s/%s] search space exhausted after %d assignments", ns, name, count)
 
 
 def build_request(ctx: Context, exp: dict, sug: dict, need: int):
-    from katib.algorithms.base import SuggestRequest, TrialRecord
+    from katib.algorithms.base import SuggestRequest
 
     spec = exp["spec"]
     status = sug["status"]
     settings = {s.get("name", ""): s.get("value", "") for s in spec["algorithm"].get("algorithmSettings") or []}
     settings.update({s.get("name", ""): s.get("value", "") for s in status.get("algorithmSettings") or []})
     group = ctx.index.get(exp["metadata"]["namespace"], exp["metadata"]["name"])
-    trials = [TrialRecord(name=t.name, assignments={a.get("name"): a.get("value") for a in t.assignments},
-                          condition=t.last_condition, value=t.value, start_time=t.start_time)
-              for t in group.ordered()]
+    trials = [t.record for t in group.ordered()]
     state = json.loads(status[STATE_KEY]) if status.get(STATE_KEY) else None
     seed = ctx.rng.randrange(2**31) if state is None else None
     return SuggestRequest(
@@ -140,9 +146,9 @@ def merge_settings(status: dict, settings: dict[str, str]) -> None:
         status.pop("algorithmSettings")
 
 
-def new_trial_name(ctx: Context, prefix: str, taken: set[str]) -> str:
+def new_trial_name(ctx: Context, prefix: str, taken: set[str], trials) -> str:
     while True:
         name = f"{prefix}-" + "".join(ctx.rng.choice(NAME_ALPHABET) for _ in range(8))
-        if name not in taken:
+        if name not in taken and name not in trials:
             taken.add(name)
             return name

@@ -7,6 +7,8 @@ trial's job is always deleted so its process stops."""
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import logging
 
 from katib.controllers import conditions as cond
@@ -46,8 +48,7 @@ def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
         status.setdefault("startTime", ctx.now())
         status.setdefault("completionTime", None)
         cond.set_condition(conds, "Created", "True", "TrialCreated", "Trial is created", ctx.now())
-    else:
-        reconcile_job(ctx, trial)
+    reconcile_job(ctx, trial)  # upstream waits a pass after Created; nothing depends on that
     if status != before:
         ctx.backend.update_status(trial)
     return None
@@ -57,11 +58,17 @@ def is_completed(conds: list[dict]) -> bool:
     return any(cond.is_true(conds, t) for t in ("Succeeded", "Failed", "Killed"))
 
 
-def desired_job(trial: dict) -> dict:
-    """The runSpec object with the trial as controller owner and the istio opt-out on pods."""
+@functools.lru_cache(maxsize=512)
+def _decoded(run_spec: str) -> str:
     from katib.api.templates import decode_job
 
-    job = decode_job(trial["spec"].get("runSpec") or "")
+    return json.dumps(decode_job(run_spec))
+
+
+def desired_job(trial: dict) -> dict:
+    """The runSpec object with the trial as controller owner and the istio opt-out on pods.
+    (A trial is reconciled several times; its runSpec is parsed once.)"""
+    job = json.loads(_decoded(trial["spec"].get("runSpec") or ""))
     job.setdefault("metadata", {})["ownerReferences"] = [owner_ref(trial)]
     for template in job_status.pod_templates(job):
         annotations = template.setdefault("metadata", {}).setdefault("annotations", {})

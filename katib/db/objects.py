@@ -61,7 +61,7 @@ class ObjectTable:
         with self._db.transaction():
             m.delete().where((m.kind == kind) & (m.namespace == (namespace or ""))
                              & (m.name == name)).execute()
-            if resource_version is not None and resource_version > self.max_resource_version():
+            if resource_version is not None:  # deletions come in increasing order: no max query
                 self._upsert(*_WATERMARK, int(resource_version), "{}")
 
     def max_resource_version(self) -> int:
