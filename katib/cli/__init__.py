@@ -11,7 +11,7 @@ import importlib
 import sys
 from types import ModuleType
 
-COMMANDS = ("validate", "render", "run")
+COMMANDS = ("validate", "render", "run", "serve")
 EXIT_OK, EXIT_INVALID, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -30,11 +30,13 @@ def command_modules() -> list[ModuleType]:
 def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="katib.py",
-        description="Katib v1alpha3 hyperparameter tuning in one process.")
+        description="Katib v1alpha3 hyperparameter tuning in one process. "
+                    "`katib.py --fake` alone runs the control plane on the local fake backend.")
     parser.add_argument("--fake", action="store_true",
                         help="keep objects in this process instead of a Kubernetes cluster (used by `run`)")
-    parser.add_argument("--db", metavar="PATH", help="database file for the fake backend (used by `run`)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--db", metavar="PATH",
+                        help="database file or URL for the fake backend (used by `run` and `serve`)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in modules if modules is not None else command_modules():
         module.add_parser(subparsers)
     return parser
@@ -47,5 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         normalize = getattr(module, "normalize_argv", None)
         if normalize is not None:
             argv = normalize(argv)
-    args = build_parser(modules).parse_args(argv)
+    parser = build_parser(modules)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        if not args.fake:
+            parser.print_usage(sys.stderr)
+            print("katib.py: error: a COMMAND is required (or --fake alone to run the control plane)",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        argv = [*argv, "serve"]  # `katib.py --fake [--db PATH]`: the long-lived control plane
+        args = parser.parse_args(argv)
     return args.handler(args)
