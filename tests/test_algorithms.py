@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.corpus import EXAMPLES_DIR
 import yaml
 
 from katib.algorithms import grid
@@ -20,7 +22,7 @@ from katib.algorithms import random as random_algorithm
 from katib.algorithms.base import SuggestReply, SuggestRequest, TrialRecord, observed_losses
 from katib.algorithms.registry import ALGORITHMS, can_suggest, suggest, validate_algorithm
 
-GRID_EXAMPLE = Path("/work/shared/upstream/v1alpha3/examples/v1alpha3/grid-example.yaml")
+GRID_EXAMPLE = EXAMPLES_DIR / "grid-example.yaml"
 
 
 def param(name, kind, *, min=None, max=None, step=None, values=None):

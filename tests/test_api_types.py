@@ -16,7 +16,7 @@ from katib.api.types import (AlgorithmSpec, Condition, Experiment, ExperimentSpe
                              ObjectiveSpec, ParameterSpec, Suggestion, Trial)
 from katib.errors import Invalid
 
-UPSTREAM = Path("/work/shared/upstream/v1alpha3")
+from tests.corpus import UPSTREAM
 EXAMPLES = sorted((UPSTREAM / "examples/v1alpha3").rglob("*.yaml"))
 
 
@@ -235,3 +235,9 @@ def test_yaml_helpers_keep_timestamps_as_text_and_dump_block_literals():
     assert docs[0]["metadata"]["creationTimestamp"] == "2020-06-10T01:02:03Z"
     text = serde.yaml_dump({"rawTemplate": "a: 1\nb: 2"})
     assert text == "rawTemplate: |-\n  a: 1\n  b: 2\n"
+
+
+def test_the_upstream_corpus_is_present():
+    """Guards the corpus-driven tests against silently running on nothing."""
+    from tests.corpus import EXAMPLES_DIR
+    assert len(sorted(EXAMPLES_DIR.rglob("*.yaml"))) == 14

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.corpus import EXAMPLES_DIR
 import yaml
 
 try:
@@ -16,7 +18,7 @@ except ImportError:
     pytest.skip("katib.gotemplate has not landed yet", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(Path("/work/shared/upstream/v1alpha3/examples/v1alpha3").rglob("*.yaml"))
+EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.yaml"))
 RANDOM = next(p for p in EXAMPLES if p.name == "random-example.yaml")
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import EXAMPLES_DIR
+
 from katib.api.defaults import set_defaults
 from katib.serde import yaml_first_document
 
-EXAMPLES = sorted(Path("/work/shared/upstream/v1alpha3/examples/v1alpha3").rglob("*.yaml"))
+EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.yaml"))
 RAW = "apiVersion: batch/v1\nkind: Job\n"
 DEFAULT_TEMPLATE_SPEC = {"configMapName": "trial-template", "configMapNamespace": "kubeflow",
                          "templatePath": "defaultTrialTemplate.yaml"}

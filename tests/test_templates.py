@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import EXAMPLES_DIR
+
 from katib.api.templates import (DecodeError, HyperParameter, TrialTemplateError, TrialTemplateParams,
                                  decode_job, render_trial_template, template_params, template_source)
 from katib.api.types import Experiment, ParameterAssignment
@@ -18,7 +20,7 @@ try:
 except ImportError:
     pytest.skip("katib.gotemplate has not landed yet", allow_module_level=True)
 
-EXAMPLES = sorted(Path("/work/shared/upstream/v1alpha3/examples/v1alpha3").rglob("*.yaml"))
+EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.yaml"))
 GET_CONFIGMAP = configmap_lookup(default_trial_templates("kubeflow"))
 VALUES = {"--lr": "0.02", "--num-layers": "3", "--optimizer": "sgd", "--momentum": "0.5",
           "--num-epochs": "12", "--learning_rate": "0.03", "--batch_size": "150",

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import EXAMPLES_DIR
+
 from katib.api.validation import admit, validate_experiment, validate_trial_template
 from katib.config import KatibConfig, configmap_lookup, default_trial_templates
 from katib.errors import FieldError, Invalid
@@ -18,7 +20,7 @@ try:
 except ImportError:
     pytest.skip("katib.gotemplate has not landed yet", allow_module_level=True)
 
-EXAMPLES = sorted(Path("/work/shared/upstream/v1alpha3/examples/v1alpha3").rglob("*.yaml"))
+EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.yaml"))
 CONFIG = KatibConfig.load(None)
 DELETE = object()
 

@@ -1,0 +1,12 @@
+"""Where the shared upstream corpus is: $KATIB_SHARED, else `shared/` beside the checkout."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = next((p for p in (Path(os.environ["KATIB_SHARED"]) if os.environ.get("KATIB_SHARED") else None,
+                           ROOT.parent / "shared", Path("/work/shared")) if p is not None and p.is_dir()),
+              ROOT.parent / "shared")
+UPSTREAM = SHARED / "upstream" / "v1alpha3"
+EXAMPLES_DIR = UPSTREAM / "examples" / "v1alpha3"
