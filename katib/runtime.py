@@ -31,6 +31,17 @@ def configmap_lookup(get_backend: Callable[[], object]) -> Callable[[str, str], 
     return lookup
 
 
+def experiment_admission(config, get_configmap):
+    """The fake API's admission: Experiments are defaulted and validated as by the webhooks."""
+    from katib.api.validation import admit
+
+    def admission(op: str, new: dict, old: dict | None) -> dict:
+        if new.get("kind") != "Experiment":
+            return new
+        return admit(op, new, old, config=config, get_configmap=get_configmap, namespace_labels=None)
+    return admission
+
+
 def install_defaults(backend, *, namespace: str = KATIB_NAMESPACE) -> None:
     """Create what Katib's manifests install: katib-config and the trial-template ConfigMaps."""
     from katib.config import default_configmaps
@@ -100,7 +111,6 @@ class FakeControlPlane:
 
     def __init__(self, *, db_url: str | None, work_dir: Path, status_interval: float = 0.2,
                  seed: int | None = None, clock=None):
-        from katib.api.validation import admit
         from katib.backends.fake import FakeBackend
         from katib.backends.kubelet import LocalKubelet
         from katib.backends.local_runner import LocalRunner
@@ -116,12 +126,7 @@ class FakeControlPlane:
         self.backend = None
         get_configmap = configmap_lookup(lambda: self.backend)
 
-        def admission(op, new, old):
-            if new.get("kind") != "Experiment":
-                return new
-            return admit(op, new, old, config=self.config, get_configmap=get_configmap,
-                         namespace_labels=None)
-
+        admission = experiment_admission(self.config, get_configmap)
         persistence = None if db_url == ":memory:" else SelectivePersistence(ObjectTable(self.db))
         self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence)
         install_defaults(self.backend)

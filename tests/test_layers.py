@@ -74,3 +74,11 @@ def test_base_utilities_import_only_each_other(path):
     inside = hits(imports(path), ["katib"])
     assert [n for n in inside if n != "katib" and n not in allowed
             and n.rpartition(".")[0] not in allowed] == []
+
+
+@pytest.mark.parametrize("path", files_under("katib/controllers"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_controllers_do_not_know_which_backend_they_run_on(path):
+    concrete = ("katib.backends.fake", "katib.backends.fake_store", "katib.backends.kube",
+                "katib.backends.kubelet", "katib.backends.local_runner", "katib.runtime", "katib.cli",
+                "kubernetes", "aiohttp", "peewee")
+    assert hits(imports(path), concrete) == []

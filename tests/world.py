@@ -122,13 +122,12 @@ class TestKubelet:
 
 class World:
     def __init__(self, *, seed: int = 7, db_url: str = ":memory:", persistence=None, metric: str = "accuracy"):
-        from katib.api.validation import admit
         from katib.backends.fake import FakeBackend
         from katib.config import KatibConfig
         from katib.controllers.context import Context
         from katib.controllers.manager import Manager
         from katib.db import connect
-        from katib.runtime import configmap_lookup
+        from katib.runtime import configmap_lookup, experiment_admission
 
         self.clock = FakeClock()
         self.metric = metric
@@ -137,12 +136,8 @@ class World:
         self.backend = None
         get_configmap = configmap_lookup(lambda: self.backend)
 
-        def admission(op, new, old):
-            if new.get("kind") != "Experiment":
-                return new
-            return admit(op, new, old, config=self.config, get_configmap=get_configmap, namespace_labels=None)
-
-        self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence)
+        self.backend = FakeBackend(clock=self.clock, admit=experiment_admission(self.config, get_configmap),
+                                   persistence=persistence)
         self.ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
                            get_configmap=get_configmap, seed=seed)
         self.manager = Manager(self.ctx)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from katib.db.engine import Database, DatabaseError
@@ -27,16 +26,9 @@ _FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|
 _BATCH = 500
 
 
-@dataclass(frozen=True)
-class MetricLog:
-    """One stored record; `timestamp` is RFC 3339 in UTC with trailing zeros trimmed."""
-
-    timestamp: str
-    name: str
-    value: str
-
-    def to_api(self) -> dict:
-        return {"time_stamp": self.timestamp, "metric": {"name": self.name, "value": self.value}}
+# One record, as the collector parses it and as it is stored (timestamps read back are
+# RFC 3339 in UTC with trailing zeros trimmed).
+from collector.parse import MetricLog  # noqa: E402  (shared with the standalone collector)
 
 
 class InvalidTimestamp(DatabaseError, ValueError):
