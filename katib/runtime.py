@@ -63,8 +63,11 @@ def trial_environment() -> dict[str, str]:
 
 
 class SelectivePersistence:
-    """Persist every kind except those in `skip` (events live in memory). A transaction is
-    opened lazily, at the first row written, so an event-only write touches no database."""
+    """Persist every kind except those in `skip` (events live in memory).
+
+    Writes inside a transaction are collected and written when it ends (before the backend
+    publishes its events): nothing for an event-only write, a single autocommitted statement
+    for the common one-object write, one database transaction for several."""
 
     def __init__(self, table, skip=NOT_PERSISTED):
         self.table = table
@@ -76,34 +79,39 @@ class SelectivePersistence:
 
     def put(self, obj):
         if obj.get("kind") not in self.skip:
-            self._open()
-            self.table.put(obj)
+            self._write(self.table.put, obj)
 
     def remove(self, kind, namespace, name, *, resource_version):
         if kind not in self.skip:
-            self._open()
-            self.table.remove(kind, namespace, name, resource_version=resource_version)
+            self._write(self.table.remove, kind, namespace, name, resource_version=resource_version)
 
     def max_resource_version(self):
         return self.table.max_resource_version()
 
-    def _open(self) -> None:
-        stack = getattr(self._local, "stack", None)
-        if stack is not None and not self._local.opened:
-            stack.enter_context(self.table.transaction())
-            self._local.opened = True
+    def _write(self, fn, *args, **kwargs) -> None:
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            fn(*args, **kwargs)
+        else:
+            pending.append((fn, args, kwargs))
 
     @contextlib.contextmanager
     def transaction(self):
-        if getattr(self._local, "stack", None) is not None:  # nested: the outer one decides
+        if getattr(self._local, "pending", None) is not None:  # nested: the outer one writes
             yield
             return
-        self._local.stack, self._local.opened = contextlib.ExitStack(), False
+        self._local.pending = pending = []
         try:
-            with self._local.stack:
-                yield
+            yield
         finally:
-            self._local.stack = None
+            self._local.pending = None
+        if len(pending) == 1:
+            fn, args, kwargs = pending[0]
+            fn(*args, **kwargs)
+        elif pending:
+            with self.table.transaction():
+                for fn, args, kwargs in pending:
+                    fn(*args, **kwargs)
 
 
 class FakeControlPlane:

@@ -145,7 +145,7 @@ def test_ctrl_c_stops_trials_and_rerun_continues(tmp):
     check_outcome(tmp)
 
 
-def test_event_writes_open_no_database_transaction(tmp_path):
+def test_persistence_writes_at_the_end_of_a_transaction(tmp_path):
     from katib.db import ObjectTable, connect
     from katib.runtime import SelectivePersistence
 
@@ -154,18 +154,26 @@ def test_event_writes_open_no_database_transaction(tmp_path):
     real = table.transaction
     table.transaction = lambda: (opened.append(1), real())[1]
     persistence = SelectivePersistence(table)
-    with persistence.transaction():
+
+    def trial(name, rv):
+        return {"kind": "Trial", "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv)}}
+
+    with persistence.transaction():  # an event only: no database write at all
         persistence.put({"kind": "Event", "metadata": {"name": "e", "namespace": "ns", "resourceVersion": "1"}})
+    with persistence.transaction():  # one object: one autocommitted statement
+        persistence.put(trial("t", 2))
+        assert table.load_all() == []  # written when the transaction ends
     assert opened == []
-    with persistence.transaction():
-        persistence.put({"kind": "Trial", "metadata": {"name": "t", "namespace": "ns", "resourceVersion": "2"}})
-        persistence.put({"kind": "Trial", "metadata": {"name": "u", "namespace": "ns", "resourceVersion": "3"}})
+    with persistence.transaction():  # several: one database transaction
+        persistence.put(trial("u", 3))
+        persistence.remove("Trial", "ns", "t", resource_version=4)
     assert opened == [1]
-    assert sorted(o["metadata"]["name"] for o in table.load_all()) == ["t", "u"]
+    assert [o["metadata"]["name"] for o in table.load_all()] == ["u"]
     try:
         with persistence.transaction():
-            persistence.put({"kind": "Trial", "metadata": {"name": "v", "namespace": "ns", "resourceVersion": "4"}})
-            raise RuntimeError("rolled back")
+            persistence.put(trial("v", 5))
+            raise RuntimeError("the backend rolls back")
     except RuntimeError:
         pass
-    assert sorted(o["metadata"]["name"] for o in table.load_all()) == ["t", "u"]
+    assert [o["metadata"]["name"] for o in table.load_all()] == ["u"]
+    assert table.max_resource_version() == 4

@@ -204,15 +204,17 @@ class LocalKubelet:
     def _loop(self) -> None:
         while not self._stop.is_set():
             outcomes = self.runner.wait(timeout=0.02 if not self._started else 0)
-            self._mark_started()
+            self._mark_started(skip={o.key for o in outcomes})  # already over: report only that
             for outcome in outcomes:
                 self._finish(outcome)
 
-    def _mark_started(self) -> None:
+    def _mark_started(self, skip: set[str]) -> None:
         from katib.backends.local_runner import job_status
 
         while self._started:
             key = self._started.popleft()
+            if key in skip:
+                continue
             with self._lock:
                 job = self._jobs.get(key)
             if job is not None:
