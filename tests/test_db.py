@@ -388,3 +388,18 @@ def test_report_json_round_trip(db):
         {"time_stamp": T, "metric": {"name": "loss", "value": "0.25"}}]}}))
     report_observation_log(db, request["trial_name"], request["observation_log"]["metric_logs"])
     assert objective_value(get_observation_log(db, "t", "loss"), "minimize") == 0.25
+
+
+def test_replace_observation_log_is_atomic_and_idempotent(db_url):
+    from katib.db import connect, get_observation_log, replace_observation_log
+    from collector.parse import MetricLog
+
+    db = connect(db_url)
+    logs = [MetricLog("2020-01-01T00:00:00Z", "acc", "0.5"), MetricLog("2020-01-01T00:00:01Z", "acc", "0.7")]
+    replace_observation_log(db, "t1", logs)
+    replace_observation_log(db, "t1", logs)
+    assert [log.value for log in get_observation_log(db, "t1", "acc")] == ["0.5", "0.7"]
+    with pytest.raises(Exception):
+        replace_observation_log(db, "t1", [MetricLog("not a time", "acc", "0.9")])
+    assert [log.value for log in get_observation_log(db, "t1", "acc")] == ["0.5", "0.7"]
+    db.close()

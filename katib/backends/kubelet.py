@@ -47,7 +47,7 @@ def collect_metrics(db, trial: dict, *, output: Path | None) -> int:
     Idempotent: the trial's previous logs are replaced, so a restart that re-reads the same
     output never duplicates an observation."""
     from collector.parse import parse_lines
-    from katib.db import delete_observation_log, report_observation_log
+    from katib.db import replace_observation_log
 
     spec = trial.get("spec") or {}
     objective = spec.get("objective") or {}
@@ -67,8 +67,7 @@ def collect_metrics(db, trial: dict, *, output: Path | None) -> int:
         return 0
     lines = read_lines(path)
     logs = parse_lines(lines, names, filters)
-    delete_observation_log(db, trial["metadata"]["name"])
-    report_observation_log(db, trial["metadata"]["name"], logs)
+    replace_observation_log(db, trial["metadata"]["name"], logs)
     return len(logs)
 
 

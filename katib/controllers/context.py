@@ -1,8 +1,11 @@
 """What every reconcile gets: the backend, the DB, the clock, the config and the shared index."""
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -12,6 +15,11 @@ from katib.controllers.index import TrialIndex
 from katib.controllers.queue import WorkQueue
 
 logger = logging.getLogger("katib.controllers")
+
+
+def json_copy(value):
+    """A deep copy of JSON-shaped data (API objects), several times faster than copy.deepcopy."""
+    return json.loads(json.dumps(value))
 
 
 @dataclass
@@ -34,6 +42,20 @@ class Context:
     def __post_init__(self):
         if self.seed is not None:
             self.rng.seed(self.seed)
+        self._own = threading.local()
+
+    @contextlib.contextmanager
+    def own_write(self, kind: str, namespace: str, name: str):
+        """Mark a write of this thread whose watch events need not wake the writer's own
+        controller again (its reconcile already knows the result)."""
+        self._own.key = (kind, namespace, name)
+        try:
+            yield
+        finally:
+            self._own.key = None
+
+    def is_own_write(self, kind: str, namespace: str, name: str) -> bool:
+        return getattr(self._own, "key", None) == (kind, namespace, name)
 
     def now(self) -> str:
         return self.clock.stamp()

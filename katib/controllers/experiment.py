@@ -5,13 +5,13 @@ listed in docs/divergences.md: an exhausted algorithm ends the experiment, lower
 parallelism deletes nothing, and trials still active when the experiment completes are Killed."""
 from __future__ import annotations
 
-import copy
 import logging
 
 from katib import failpoints
 from katib.controllers import conditions as cond
 from katib.controllers import experiment_status as es
-from katib.controllers.context import Context
+from katib.controllers.context import Context, json_copy
+from katib.controllers.job_status import decode_run_spec
 from katib.controllers.index import PENDING, RUNNING
 from katib.errors import AlreadyExists, Invalid, NotFound
 
@@ -35,7 +35,7 @@ def reconcile_experiment(ctx: Context, namespace: str, name: str) -> float | Non
     # replaced when the summary is rewritten (at most every ctx.status_interval seconds).
     before = stored.get("status") or {}
     status = dict(before)
-    status["conditions"] = copy.deepcopy(before.get("conditions") or [])
+    status["conditions"] = json_copy(before.get("conditions") or [])
     exp = {**stored, "status": status}
     conds = status["conditions"]
     group = ctx.index.get(namespace, name)
@@ -64,7 +64,7 @@ def reconcile_finalizer(ctx: Context, stored: dict) -> bool:
     finalizers = stored["metadata"].get("finalizers") or []
     deleting = bool(stored["metadata"].get("deletionTimestamp"))
     if deleting == (FINALIZER in finalizers):
-        exp = copy.deepcopy(stored)
+        exp = json_copy(stored)
         kept = [f for f in finalizers if f != FINALIZER]
         exp["metadata"]["finalizers"] = kept if deleting else finalizers + [FINALIZER]
         ctx.backend.update(exp)
@@ -145,7 +145,7 @@ def reconcile_trials(ctx: Context, exp: dict, group, sug: dict | None, unconsume
     ended = cond.is_true((sug.get("status") or {}).get("conditions"), "Succeeded")
     if not ended and (sug.get("spec") or {}).get("requests") != plan.requests:  # ended: nothing to ask
         ctx.backend.update({"apiVersion": sug["apiVersion"], "kind": sug["kind"],
-                            "metadata": copy.deepcopy(sug["metadata"]),
+                            "metadata": json_copy(sug["metadata"]),
                             "spec": {**sug.get("spec", {}), "requests": plan.requests}})
     for assignment in unconsumed:
         create_trial(ctx, exp, assignment)
@@ -174,7 +174,7 @@ def owner_ref(obj: dict) -> dict:
 
 
 def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
-    from katib.api.templates import decode_job, render_trial_template
+    from katib.api.templates import render_trial_template
 
     meta, spec = exp["metadata"], exp["spec"]
     trial_name = assignment["name"]
@@ -182,7 +182,7 @@ def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
     try:
         run_spec = render_trial_template(exp, trial_name=trial_name, assignments=params,
                                          get_configmap=ctx.get_configmap)
-        decode_job(run_spec)
+        decode_run_spec(run_spec)
     except Exception as err:  # the template changed (ConfigMap edit) or renders garbage
         ctx.event(exp, "Warning", "ReconcileFailed", f"Invalid spec.trialTemplate: {err}.")
         logger.warning("[%s/%s] trial %s not created: %s", meta["namespace"], meta["name"], trial_name, err)
@@ -194,10 +194,10 @@ def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
         # Created with the trial controller's finalizer: one write fewer per trial.
         "metadata": {"name": trial_name, "namespace": meta["namespace"], "labels": labels,
                      "ownerReferences": [owner_ref(exp)], "finalizers": ["clean-metrics-in-db"]},
-        "spec": {"objective": copy.deepcopy(spec.get("objective")),
+        "spec": {"objective": json_copy(spec.get("objective")),
                  "parameterAssignments": [dict(p) for p in params],
                  "runSpec": run_spec,
-                 "metricsCollector": copy.deepcopy(spec.get("metricsCollectorSpec") or {})},
+                 "metricsCollector": json_copy(spec.get("metricsCollectorSpec") or {})},
     }
     if (spec.get("trialTemplate") or {}).get("retain"):
         trial["spec"]["retainRun"] = True
@@ -244,7 +244,7 @@ def terminate_suggestion(ctx: Context, ns: str, name: str) -> None:
         return
     if any(cond.is_true((sug.get("status") or {}).get("conditions"), t) for t in ("Succeeded", "Failed")):
         return
-    sug = copy.deepcopy(sug)
+    sug = json_copy(sug)
     conds = sug.setdefault("status", {}).setdefault("conditions", [])
     now = ctx.now()
     cond.set_terminal(conds, "Succeeded", "SuggestionSucceeded", "Suggestion is succeeded", now)

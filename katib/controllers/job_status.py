@@ -1,5 +1,8 @@
-"""Job → trial-relevant condition (controllers.md §3.3). Pure."""
+"""Job → trial-relevant condition (controllers.md §3.3), and the job a runSpec describes. Pure."""
 from __future__ import annotations
+
+import functools
+import json
 
 NONE, RUNNING, SUCCEEDED, FAILED = "", "Running", "Succeeded", "Failed"
 
@@ -38,3 +41,16 @@ def pod_templates(job: dict) -> list[dict]:
     if getter is None:
         raise ValueError(f"Invalid Katib Training Job kind {job.get('kind', '')}")
     return [t for t in getter(job) if isinstance(t, dict)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(run_spec: str) -> str:
+    from katib.api.templates import decode_job
+
+    return json.dumps(decode_job(run_spec))
+
+
+def decode_run_spec(run_spec: str) -> dict:
+    """The job object of a trial's runSpec (a fresh dict each call). A runSpec is decoded once:
+    when the trial is created, and then on each of its reconciles, from this cache."""
+    return json.loads(_decoded(run_spec))

@@ -48,11 +48,11 @@ class Manager:
             self.queue.add(("experiment", ns, name))
         elif kind == "Trial":
             exp_key = self.ctx.index.observe(obj, deleted=event.type == DELETED)
-            if event.type != DELETED:
+            if event.type != DELETED and not self.ctx.is_own_write("Trial", ns, name):
                 self.queue.add(("trial", ns, name))
             if exp_key:
                 self.queue.add(("experiment",) + exp_key)
-        elif kind in JOB_KINDS:
+        elif kind in JOB_KINDS and not self.ctx.is_own_write(kind, ns, name):
             for ref in meta.get("ownerReferences") or ():
                 if ref.get("kind") == "Trial" and ref.get("controller"):
                     self.queue.add(("trial", ns, ref.get("name", "")))

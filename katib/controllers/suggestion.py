@@ -5,13 +5,12 @@ in this process. Assignments, their future trial names and the algorithm's state
 in one status write, before any Trial exists (a crash in between repeats nothing)."""
 from __future__ import annotations
 
-import copy
 import json
 import logging
 
 from katib import failpoints
 from katib.controllers import conditions as cond
-from katib.controllers.context import Context
+from katib.controllers.context import Context, json_copy
 from katib.controllers.experiment import SUGGESTION_EXHAUSTED
 from katib.errors import NotFound, TemporaryError
 
@@ -28,7 +27,7 @@ def reconcile_suggestion(ctx: Context, namespace: str, name: str) -> float | Non
         return None
     if sug["metadata"].get("deletionTimestamp"):
         return None
-    before = copy.deepcopy(sug.get("status") or {})
+    before = json_copy(sug.get("status") or {})
     status = sug.setdefault("status", {})
     conds = status.setdefault("conditions", [])
     if cond.is_true(conds, "Succeeded"):

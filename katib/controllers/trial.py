@@ -6,14 +6,11 @@ fails the trial with reason MetricsUnavailable instead of leaving it pending for
 trial's job is always deleted so its process stops."""
 from __future__ import annotations
 
-import copy
-import functools
-import json
 import logging
 
 from katib.controllers import conditions as cond
 from katib.controllers import job_status
-from katib.controllers.context import Context
+from katib.controllers.context import Context, json_copy
 from katib.controllers.experiment import owner_ref
 from katib.errors import AlreadyExists, NotFound
 
@@ -41,16 +38,19 @@ def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
         finalizers.append(FINALIZER)
         ctx.backend.update(trial)
         return None
-    before = copy.deepcopy(trial.get("status") or {})
+    before = json_copy(trial.get("status") or {})
     status = trial.setdefault("status", {})
     conds = status.setdefault("conditions", [])
     if not cond.is_true(conds, "Created"):
         status.setdefault("startTime", ctx.now())
         status.setdefault("completionTime", None)
         cond.set_condition(conds, "Created", "True", "TrialCreated", "Trial is created", ctx.now())
-    reconcile_job(ctx, trial)  # upstream waits a pass after Created; nothing depends on that
+    current = reconcile_job(ctx, trial)  # upstream waits a pass after Created; nothing needs that
     if status != before:
-        ctx.backend.update_status(trial)
+        with ctx.own_write("Trial", namespace, name):
+            ctx.backend.update_status(trial)
+    if current is not None and is_completed(conds):  # only once the completion is stored
+        delete_job(ctx, trial, current)
     return None
 
 
@@ -58,17 +58,10 @@ def is_completed(conds: list[dict]) -> bool:
     return any(cond.is_true(conds, t) for t in ("Succeeded", "Failed", "Killed"))
 
 
-@functools.lru_cache(maxsize=512)
-def _decoded(run_spec: str) -> str:
-    from katib.api.templates import decode_job
-
-    return json.dumps(decode_job(run_spec))
-
-
 def desired_job(trial: dict) -> dict:
     """The runSpec object with the trial as controller owner and the istio opt-out on pods.
     (A trial is reconciled several times; its runSpec is parsed once.)"""
-    job = json.loads(_decoded(trial["spec"].get("runSpec") or ""))
+    job = job_status.decode_run_spec(trial["spec"].get("runSpec") or "")
     job.setdefault("metadata", {})["ownerReferences"] = [owner_ref(trial)]
     for template in job_status.pod_templates(job):
         annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
@@ -76,7 +69,9 @@ def desired_job(trial: dict) -> dict:
     return job
 
 
-def reconcile_job(ctx: Context, trial: dict) -> None:
+def reconcile_job(ctx: Context, trial: dict) -> dict | None:
+    """Create the job, or move the trial's conditions along with it; returns the job if it
+    exists."""
     conds = trial["status"]["conditions"]
     done = is_completed(conds)
     try:
@@ -84,7 +79,7 @@ def reconcile_job(ctx: Context, trial: dict) -> None:
     except Exception as err:
         if not done:
             fail(ctx, trial, "InvalidRunSpec", f"Invalid runSpec: {err}")
-        return
+        return None
     kind = job["kind"]
     jmeta = job["metadata"]
     jns, jname = jmeta.get("namespace") or trial["metadata"]["namespace"], jmeta.get("name")
@@ -96,17 +91,14 @@ def reconcile_job(ctx: Context, trial: dict) -> None:
     if current is None:
         if not done:
             try:
-                ctx.backend.create(job)
+                with ctx.own_write(kind, jns, jname):
+                    ctx.backend.create(job)
                 ctx.event(trial, "Normal", "JobCreated", f"Job {jname} has been created")
             except AlreadyExists:
                 pass
-        return
+        return None
     if done:
-        if not trial["spec"].get("retainRun") or cond.is_true(conds, "Killed"):
-            if not current["metadata"].get("deletionTimestamp"):
-                ctx.backend.delete(kind, jns, jname, propagation="Foreground")
-                ctx.event(trial, "Normal", "JobDeleted", f"Job {jname} has been deleted")
-        return
+        return current
     state, message = job_status.evaluate(current)
     if state == job_status.SUCCEEDED:
         succeed_or_flag(ctx, trial, jname)
@@ -115,6 +107,19 @@ def reconcile_job(ctx: Context, trial: dict) -> None:
     elif state == job_status.RUNNING:
         if cond.set_condition(conds, "Running", "True", "TrialRunning", "Trial is running", ctx.now()):
             ctx.event(trial, "Normal", "JobRunning", f"Job {jname} is running: {message}")
+    return current
+
+
+def delete_job(ctx: Context, trial: dict, job: dict) -> None:
+    """A completed trial's job goes, unless retained; a Killed trial's always (to stop it)."""
+    if trial["spec"].get("retainRun") and not cond.is_true(trial["status"]["conditions"], "Killed"):
+        return
+    meta = job["metadata"]
+    if meta.get("deletionTimestamp"):
+        return
+    with ctx.own_write(job["kind"], meta["namespace"], meta["name"]):
+        ctx.backend.delete(job["kind"], meta["namespace"], meta["name"], propagation="Foreground")
+    ctx.event(trial, "Normal", "JobDeleted", f"Job {meta['name']} has been deleted")
 
 
 def succeed_or_flag(ctx: Context, trial: dict, jname: str) -> None:

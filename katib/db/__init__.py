@@ -24,6 +24,7 @@ from katib.db.observations import (
     objective_value,
     parse_time,
     parse_value,
+    replace_observation_log,
     report_observation_log,
 )
 
@@ -31,5 +32,5 @@ __all__ = [
     "DEFAULT_SQLITE_PATH", "Database", "DatabaseError", "DatabaseURLError", "DatabaseUnavailable",
     "InvalidTimestamp", "MetricLog", "ObjectTable", "connect", "delete_observation_log",
     "format_time", "get_observation_log", "objective_value", "parse_time", "parse_value",
-    "redact", "report_observation_log",
+    "redact", "replace_observation_log", "report_observation_log",
 ]

@@ -114,6 +114,14 @@ def delete_observation_log(db: Database, trial_name: str) -> int:
         return model.delete().where(model.trial_name == trial_name).execute()
 
 
+def replace_observation_log(db: Database, trial_name: str, logs: Iterable[Any]) -> int:
+    """Replace every record of the trial with `logs`, atomically (a re-read of the same output,
+    e.g. after a restart, never duplicates an observation)."""
+    with db.transaction():
+        delete_observation_log(db, trial_name)
+        return report_observation_log(db, trial_name, logs)
+
+
 def parse_value(text: str) -> float | None:
     """A metric value as Go's strconv.ParseFloat reads it; None when it does not parse."""
     if _FLOAT.fullmatch(text):
