@@ -82,3 +82,8 @@ def test_controllers_do_not_know_which_backend_they_run_on(path):
                 "katib.backends.kubelet", "katib.backends.local_runner", "katib.runtime", "katib.cli",
                 "kubernetes", "aiohttp", "peewee")
     assert hits(imports(path), concrete) == []
+
+
+@pytest.mark.parametrize("path", files_under("katib/backends", "katib/db"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_edges_do_not_import_the_controllers(path):
+    assert hits(imports(path), ["katib.controllers", "katib.cli"]) == []

@@ -17,7 +17,7 @@ from pathlib import Path
 from katib import failpoints
 from katib.backends.base import ADDED, DELETED, WatchEvent
 from katib.clock import Clock
-from katib.controllers.job_status import pod_templates
+from katib.api.jobs import pod_templates
 from katib.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 
+
 NONE, RUNNING, SUCCEEDED, FAILED = "", "Running", "Succeeded", "Failed"
 
 
@@ -26,21 +27,6 @@ def evaluate(job: dict) -> tuple[str, str]:
         return RUNNING, ""
     last = conditions[-1]
     return last.get("type", ""), last.get("message", "")
-
-
-POD_TEMPLATE_PATHS = {
-    "Job": lambda job: [job.get("spec", {}).get("template")],
-    "TFJob": lambda job: [r.get("template") for r in (job.get("spec", {}).get("tfReplicaSpecs") or {}).values()],
-    "PyTorchJob": lambda job: [r.get("template") for r in (job.get("spec", {}).get("pytorchReplicaSpecs") or {}).values()],
-}
-
-
-def pod_templates(job: dict) -> list[dict]:
-    """The pod templates of a supported job kind; ValueError for any other kind."""
-    getter = POD_TEMPLATE_PATHS.get(job.get("kind", ""))
-    if getter is None:
-        raise ValueError(f"Invalid Katib Training Job kind {job.get('kind', '')}")
-    return [t for t in getter(job) if isinstance(t, dict)]
 
 
 @functools.lru_cache(maxsize=1024)

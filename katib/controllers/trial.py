@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from katib.api.jobs import pod_templates
 from katib.controllers import conditions as cond
 from katib.controllers import job_status
 from katib.controllers.context import Context, json_copy
@@ -63,7 +64,7 @@ def desired_job(trial: dict) -> dict:
     (A trial is reconciled several times; its runSpec is parsed once.)"""
     job = job_status.decode_run_spec(trial["spec"].get("runSpec") or "")
     job.setdefault("metadata", {})["ownerReferences"] = [owner_ref(trial)]
-    for template in job_status.pod_templates(job):
+    for template in pod_templates(job):
         annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
         annotations[ISTIO_ANNOTATION] = "false"
     return job

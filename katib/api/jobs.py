@@ -1,0 +1,17 @@
+"""The job kinds a trial may run (batch/v1 Job, kubeflow.org/v1 TFJob and PyTorchJob) and
+where their pod templates are. Pure."""
+from __future__ import annotations
+
+POD_TEMPLATE_PATHS = {
+    "Job": lambda job: [job.get("spec", {}).get("template")],
+    "TFJob": lambda job: [r.get("template") for r in (job.get("spec", {}).get("tfReplicaSpecs") or {}).values()],
+    "PyTorchJob": lambda job: [r.get("template") for r in (job.get("spec", {}).get("pytorchReplicaSpecs") or {}).values()],
+}
+
+
+def pod_templates(job: dict) -> list[dict]:
+    """The pod templates of a supported job kind; ValueError for any other kind."""
+    getter = POD_TEMPLATE_PATHS.get(job.get("kind", ""))
+    if getter is None:
+        raise ValueError(f"Invalid Katib Training Job kind {job.get('kind', '')}")
+    return [t for t in getter(job) if isinstance(t, dict)]
