@@ -80,36 +80,54 @@ def apply(backend, exp: dict) -> str:
     return "continued"
 
 
+def open_control_plane(args, paths: list[str]):
+    """Read the Experiments of `paths` and open the local control plane: (plane, experiments),
+    or (None, []) after printing one line per problem."""
+    experiments: list[dict] = []
+    for path in paths:
+        found, problems = load_experiments(path, args.namespace)
+        if problems:
+            for line in problems:
+                print(f"error: {line}", file=sys.stderr)
+            return None, []
+        experiments += found
+    db, work = db_location(args)
+    from katib.runtime import FakeControlPlane
+    try:
+        return FakeControlPlane(db_url=db, work_dir=work), experiments
+    except KatibError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None, []
+
+
+def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool) -> bool:
+    """Apply every experiment; False (after printing every field error) if one is invalid."""
+    for exp in experiments:
+        ref = f"{exp['metadata']['namespace']}/{exp['metadata'].get('name', '')}"
+        try:
+            how = apply(plane.backend, exp)
+        except Invalid as err:
+            print(f"{source}: Experiment {ref} is invalid:", file=sys.stderr)
+            for fe in err.errors:
+                print(f"  {fe}", file=sys.stderr)
+            return False
+        if not quiet:
+            print(f"[{ref}] {how} (db: {plane.db.url})", file=sys.stderr)
+    return True
+
+
 def run(args) -> int:
     if not getattr(args, "fake", False):
         print("error: run needs the local backend: use `katib.py --fake run FILE`", file=sys.stderr)
         return 2
-    experiments, problems = load_experiments(args.file, args.namespace)
-    if problems:
-        for line in problems:
-            print(f"error: {line}", file=sys.stderr)
-        return 2
-    db, work = db_location(args)
-    from katib.runtime import FakeControlPlane
-    try:
-        plane = FakeControlPlane(db_url=db, work_dir=work)
-    except KatibError as err:
-        print(f"error: {err}", file=sys.stderr)
+    plane, experiments = open_control_plane(args, [args.file])
+    if plane is None:
         return 2
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
-        for exp in experiments:
-            try:
-                how = apply(plane.backend, exp)
-            except Invalid as err:
-                print(f"{args.file}: Experiment {exp['metadata']['namespace']}/{exp['metadata'].get('name', '')} is invalid:",
-                      file=sys.stderr)
-                for fe in err.errors:
-                    print(f"  {fe}", file=sys.stderr)
-                return 2
-            if not args.quiet:
-                print(f"[{exp['metadata']['namespace']}/{exp['metadata']['name']}] {how} (db: {db})", file=sys.stderr)
+        if not apply_all(plane, experiments, source=args.file, quiet=args.quiet):
+            return 2
         plane.start()
         keys = [(e["metadata"]["namespace"], e["metadata"]["name"]) for e in experiments]
         finished = wait_for(plane, keys, interrupted=interrupted, quiet=args.quiet)

@@ -10,7 +10,6 @@ import signal
 import sys
 import threading
 
-from katib.errors import Invalid, KatibError
 
 
 def add_parser(subparsers) -> None:
@@ -28,40 +27,25 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from katib.cli.run import apply, db_location, load_experiments
-    from katib.runtime import FakeControlPlane
+    from katib.cli.run import apply_all, open_control_plane
 
     if not getattr(args, "fake", False):
         print("error: only the fake backend exists so far: use `katib.py --fake serve`", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    experiments = []
-    for path in args.apply:
-        found, problems = load_experiments(path, args.namespace)
-        if problems:
-            for line in problems:
-                print(f"error: {line}", file=sys.stderr)
-            return 2
-        experiments += found
-    db, work = db_location(args)
-    try:
-        plane = FakeControlPlane(db_url=db, work_dir=work)
-    except KatibError as err:
-        print(f"error: {err}", file=sys.stderr)
+    plane, experiments = open_control_plane(args, args.apply)
+    if plane is None:
         return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        for exp in experiments:
-            try:
-                apply(plane.backend, exp)
-            except Invalid as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 2
+        if not apply_all(plane, experiments, source=", ".join(args.apply), quiet=False):
+            return 2
         plane.start()
-        logging.getLogger("katib").info("control plane running on the fake backend (db %s); Ctrl-C stops", db)
+        logging.getLogger("katib").info("control plane running on the fake backend (db %s); Ctrl-C stops",
+                                        plane.db.url)
         stop.wait()
         return 0
     finally:
