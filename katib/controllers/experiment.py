@@ -60,7 +60,8 @@ def reconcile_experiment(ctx: Context, namespace: str, name: str) -> float | Non
 
 
 def reconcile_finalizer(ctx: Context, stored: dict) -> bool:
-    """Add our finalizer, or remove it when the experiment is being deleted; True if it wrote."""
+    """Add our finalizer, or remove it when the experiment is being deleted. True when this
+    pass is over (it wrote, or the experiment is going away)."""
     finalizers = stored["metadata"].get("finalizers") or []
     deleting = bool(stored["metadata"].get("deletionTimestamp"))
     if deleting == (FINALIZER in finalizers):
@@ -90,7 +91,8 @@ def restartable(exp: dict, group) -> bool:
 
 
 def reconcile_running(ctx: Context, exp: dict) -> None:
-    """ReconcileExperiment: summary, end conditions, then more trials if still running."""
+    """ReconcileExperiment: end conditions, then more trials if still running (the summary is
+    written by write_status)."""
     ns, name = exp["metadata"]["namespace"], exp["metadata"]["name"]
     group = ctx.index.get(ns, name)
     conds = exp["status"]["conditions"]
