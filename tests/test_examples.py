@@ -75,3 +75,44 @@ def test_run_without_fake_and_with_missing_file(tmp_path):
     missing = subprocess.run([sys.executable, "katib.py", "--fake", "run", str(tmp_path / "nope.yaml"),
                               "--db", str(tmp_path / "k.db")], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "nope.yaml" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_fake_alone_serves_until_interrupted_and_continues_stored_experiments(tmp_path):
+    import signal
+    import time
+
+    from katib.db import ObjectTable, connect
+
+    db = tmp_path / "k.db"
+    proc = subprocess.Popen([sys.executable, "katib.py", "--fake", "--db", str(db)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None  # long-lived
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "control plane running on the fake backend" in err
+
+    serve = subprocess.Popen([sys.executable, "katib.py", "--fake", "serve", "--db", str(db),
+                              "--apply", "examples/never-resume-example.yaml"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        done = False
+        while time.monotonic() < deadline and not done:
+            time.sleep(0.5)
+            table = ObjectTable(connect(str(db)))
+            exp = next((o for o in table.load_all() if o["kind"] == "Experiment"), None)
+            conds = ((exp or {}).get("status") or {}).get("conditions") or []
+            done = bool(conds) and conds[-1]["type"] == "Succeeded"
+        assert done
+        serve.send_signal(signal.SIGINT)
+        serve.communicate(timeout=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 0

@@ -650,3 +650,20 @@ def test_a_tfjob_runs_its_chief_locally(runner):
                                   "Chief": [{"name": "tensorflow", "command": ["sh", "-c", "echo chief"]}]})
     assert run(runner, job).succeeded
     assert runner.output_path("default/trial-1").read_text() == "chief\n"
+
+
+def test_a_job_whose_wrapper_was_never_spawned_runs_after_a_restart(runners, tmp_path):
+    """katib died between creating the job directory and spawning the wrapper: the job is not
+    lost (ProcessLost) but started by the next start()."""
+    key = "default/trial-1"
+    job = make_job(["sh", "-c", "echo ran"])
+    first = runners()
+    crashed_dir = first.output_path(key).parent
+    crashed_dir.mkdir(parents=True)
+    (crashed_dir / "job.json").write_text(json.dumps(job))
+    again = runners()
+    assert again.recover() == []
+    again.start(key, job)
+    outcome = wait_for(again, key)[key]
+    assert (outcome.succeeded, outcome.reason) == (True, "Completed")
+    assert again.output_path(key).read_text() == "ran\n"

@@ -156,8 +156,9 @@ class LocalRunner:
                 outcome = self._recover_one(key, path, lw.find_wrappers)
                 if outcome is not None:
                     self._finish_outcome(outcome)
-                self._wake()
-                return
+                if path.exists():  # re-attached, or finished: never run twice
+                    self._wake()
+                    return
             outcome = self._launch(key, path, job)
             if outcome is not None:
                 self._finish_outcome(outcome)
@@ -312,10 +313,16 @@ class LocalRunner:
 
     def _recover_one(self, key: str, path: Path,
                      wrappers: Callable[[], dict[str, int]]) -> JobOutcome | None:
-        """Outcome of a job found on disk, or None when it is still running (then watched)."""
+        """Outcome of a job found on disk, or None when it is still running (then watched).
+        A directory whose wrapper was never spawned (we died between mkdir and spawn: there is
+        no output.log, which the spawn creates) is removed, and None returned: the job can run."""
         decided = lw.read_json(path / "outcome.json")
         if decided is not None:
             return JobOutcome(key=key, **decided)
+        if not (path / "output.log").exists() and not (path / "exit").exists():
+            logger.info("[%s] was never started (katib stopped before the spawn); it may start now", key)
+            shutil.rmtree(path, ignore_errors=True)
+            return None
         record = lw.read_json(path / "pid")
         if record is None:
             record = self._record_from_proc(path, wrappers)
