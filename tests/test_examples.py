@@ -48,6 +48,8 @@ def test_table_output_names_the_best_trial(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Experiment default/random-example: Succeeded (ExperimentMaxTrialsReached)" in done.stdout
     assert "Best trial: random-example-" in done.stdout
+    log = Path(done.stdout.rstrip().splitlines()[-1].split(": ", 1)[1])
+    assert "Validation-accuracy=" in log.read_text()  # the best trial's own output
     assert "[default/random-example]" in done.stderr  # progress
     again = subprocess.run([sys.executable, "katib.py", "--fake", "run", str(path), "--db", str(tmp_path / "k.db"),
                             "-o", "json", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -189,5 +189,13 @@ def print_results(plane, keys, output: str) -> int:
         docs = [{"experiment": e, "trials": t} for e, t in results]
         print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=False))
     else:
-        print("\n\n".join(report.final_table(e, t) for e, t in results))
+        tables = []
+        for exp, trials in results:
+            text = report.final_table(exp, trials)
+            best = ((exp.get("status") or {}).get("currentOptimalTrial") or {}).get("bestTrialName")
+            if best:
+                path = plane.runner.output_path(f"{exp['metadata']['namespace']}/{best}")
+                text += f"\n\nOutput of the best trial: {path}"
+            tables.append(text)
+        print("\n\n".join(tables))
     return code
