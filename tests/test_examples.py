@@ -86,18 +86,22 @@ def test_fake_alone_serves_until_interrupted_and_continues_stored_experiments(tm
     from katib.db import ObjectTable, connect
 
     db = tmp_path / "k.db"
-    proc = subprocess.Popen([sys.executable, "katib.py", "--fake", "--db", str(db)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as err_file:
+        proc = subprocess.Popen([sys.executable, "katib.py", "--fake", "--db", str(db)], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err_file, text=True)
     try:
-        time.sleep(1.5)
-        assert proc.poll() is None  # long-lived
+        deadline = time.monotonic() + 60
+        while "control plane running" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()  # long-lived
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
-    assert "control plane running on the fake backend" in err
+    assert proc.returncode == 0, log.read_text()
+    assert "control plane running on the fake backend" in log.read_text()
 
     serve = subprocess.Popen([sys.executable, "katib.py", "--fake", "serve", "--db", str(db),
                               "--apply", "examples/never-resume-example.yaml"], cwd=ROOT,
