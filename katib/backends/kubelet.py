@@ -16,8 +16,9 @@ from pathlib import Path
 
 from katib import failpoints
 from katib.backends.base import ADDED, DELETED, WatchEvent
-from katib.clock import Clock
+from katib.backends.local_runner import job_status
 from katib.api.jobs import pod_templates
+from katib.clock import Clock
 from katib.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ def complete_job(backend, db, job: dict, status: dict, *, output: Path | None) -
     write_job_status(backend, job, status)
 
 
-def write_job_status(backend, job: dict, status: dict) -> None:
+def write_job_status(backend, job: dict, status: dict, *, unless_finished: bool = False) -> None:
+    """Write the Job's status (retrying conflicts); `unless_finished`: leave a Job that already
+    has conditions alone (a "started" report must not overwrite the outcome)."""
     meta = job["metadata"]
     for _ in range(5):
         try:
@@ -100,6 +103,8 @@ def write_job_status(backend, job: dict, status: dict) -> None:
             return
         if current.get("metadata", {}).get("uid") != meta.get("uid"):
             return  # a new job of the same name: this outcome is not its
+        if unless_finished and (current.get("status") or {}).get("conditions"):
+            return
         current["status"] = status
         try:
             backend.update_status(current)
@@ -188,13 +193,7 @@ class LocalKubelet:
             for job in self.backend.list(kind):
                 if job.get("status", {}).get("conditions") or job["metadata"].get("deletionTimestamp"):
                     continue
-                key = job_key(job)
-                with self._lock:
-                    known = key in self._jobs
-                    self._jobs.setdefault(key, job)
-                if not known:
-                    self.runner.start(key, self.local_job(job))   # idempotent: a job with a directory is never re-run
-                    self._started.append(key)
+                self.launch(job_key(job), job)  # runner.start never re-runs a job it has a directory for
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
@@ -208,8 +207,6 @@ class LocalKubelet:
                 self._finish(outcome)
 
     def _mark_started(self, skip: set[str]) -> None:
-        from katib.backends.local_runner import job_status
-
         while self._started:
             key = self._started.popleft()
             if key in skip:
@@ -217,16 +214,10 @@ class LocalKubelet:
             with self._lock:
                 job = self._jobs.get(key)
             if job is not None:
-                try:
-                    current = self.backend.get(job["kind"], job["metadata"]["namespace"], job["metadata"]["name"])
-                except NotFound:
-                    continue
-                if not (current.get("status") or {}).get("conditions"):
-                    write_job_status(self.backend, job, job_status(None, True, self.clock.now()))
+                write_job_status(self.backend, job, job_status(None, True, self.clock.now()),
+                                 unless_finished=True)
 
     def _finish(self, outcome) -> None:
-        from katib.backends.local_runner import job_status
-
         with self._lock:
             job = self._jobs.pop(outcome.key, None)
         if job is None:
