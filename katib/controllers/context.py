@@ -37,7 +37,6 @@ class Context:
     last_status_write: dict = field(default_factory=dict)
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random)
-    algorithms: dict = field(default_factory=dict)   # in-process algorithm cache, per Suggestion
 
     def __post_init__(self):
         if self.seed is not None:

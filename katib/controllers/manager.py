@@ -33,7 +33,6 @@ class Manager:
         self.queue = ctx.queue
         self._unsubscribe = ctx.backend.subscribe(
             self.on_event, kinds=("Experiment", "Suggestion", "Trial") + JOB_KINDS, readonly=True)
-        self.errors = 0
 
     # -- events -> keys -------------------------------------------------------------
     def on_event(self, event: WatchEvent) -> None:
@@ -83,7 +82,6 @@ class Manager:
         except PermanentError as err:
             logger.error("[%s/%s] %s: %s", ns, name, ctrl, err)
         except Exception:
-            self.errors += 1
             delay = self.queue.add_rate_limited(key)
             logger.exception("[%s/%s] %s reconcile failed (retry in %.2fs)", ns, name, ctrl, delay)
         else:

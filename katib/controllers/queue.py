@@ -29,12 +29,16 @@ class WorkQueue:
 
     def add(self, key: Key) -> None:
         with self._cond:
-            if key in self._processing:
-                self._dirty.add(key)
-            elif key not in self._queued:
-                self._queued.add(key)
-                self._ready.append(key)
-                self._cond.notify()
+            self._enqueue(key)
+
+    def _enqueue(self, key: Key) -> None:
+        """Ready `key` (lock held): once, and after the current pass if it is being processed."""
+        if key in self._processing:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.append(key)
+            self._cond.notify()
 
     def add_after(self, key: Key, delay: float) -> None:
         if delay <= 0:
@@ -59,12 +63,7 @@ class WorkQueue:
     def _promote_due(self) -> None:
         now = self.clock.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
-            if key in self._processing:
-                self._dirty.add(key)
-            elif key not in self._queued:
-                self._queued.add(key)
-                self._ready.append(key)
+            self._enqueue(heapq.heappop(self._delayed)[2])
 
     def get(self, timeout: float | None = 0.0) -> Key | None:
         """Next ready key, waiting up to `timeout` seconds (None: forever) for one."""
@@ -92,22 +91,8 @@ class WorkQueue:
             self._processing.discard(key)
             if key in self._dirty:
                 self._dirty.discard(key)
-                if key not in self._queued:
-                    self._queued.add(key)
-                    self._ready.append(key)
-                    self._cond.notify()
+                self._enqueue(key)
 
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
-
-    def next_due(self) -> float | None:
-        """Seconds until the earliest delayed key (for a fake clock to jump to)."""
-        with self._cond:
-            if not self._delayed:
-                return None
-            return max(0.0, self._delayed[0][0] - self.clock.monotonic())
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._ready)
