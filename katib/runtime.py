@@ -118,7 +118,7 @@ class FakeControlPlane:
     """Everything `katib.py --fake` runs: durable fake API, controllers, local kubelet."""
 
     def __init__(self, *, db_url: str | None, work_dir: Path, status_interval: float = 0.2,
-                 seed: int | None = None, clock=None):
+                 seed: int | None = None, clock=None, max_parallel: int | None = None):
         from katib.backends.fake import FakeBackend
         from katib.backends.kubelet import LocalKubelet
         from katib.backends.local_runner import LocalRunner
@@ -143,9 +143,19 @@ class FakeControlPlane:
         self.manager = Manager(self.ctx)
         self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
         self.kubelet = LocalKubelet(self.backend, self.db, self.runner, clock=self.clock,
-                                    working_dir=str(Path.cwd()))
+                                    working_dir=str(Path.cwd()), max_running=max_parallel,
+                                    on_fatal=self.fail)
+        self.failure: str | None = None      # why a worker thread could not go on (first one)
+        self.failed = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def fail(self, message: str) -> None:
+        """A worker thread cannot go on (full disk, read-only database...): keep the first
+        reason, one line naming what failed and where; `run` stops with it (exit 2)."""
+        if self.failure is None:
+            self.failure = message
+        self.failed.set()
 
     def start(self) -> None:
         self.kubelet.recover()

@@ -5,8 +5,6 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = next((p for p in (Path(os.environ["KATIB_SHARED"]) if os.environ.get("KATIB_SHARED") else None,
-                           ROOT.parent / "shared", Path("/work/shared")) if p is not None and p.is_dir()),
-              ROOT.parent / "shared")
+SHARED = Path(os.environ["KATIB_SHARED"]) if os.environ.get("KATIB_SHARED") else ROOT.parent / "shared"
 UPSTREAM = SHARED / "upstream" / "v1alpha3"
 EXAMPLES_DIR = UPSTREAM / "examples" / "v1alpha3"

@@ -116,8 +116,11 @@ def write_job_status(backend, job: dict, status: dict, *, unless_finished: bool 
 class LocalKubelet:
     """Runs every Job created in the backend as a local process group."""
 
-    def __init__(self, backend, db, runner, *, clock: Clock | None = None, working_dir: str | None = None):
+    def __init__(self, backend, db, runner, *, clock: Clock | None = None, working_dir: str | None = None,
+                 max_running: int | None = None, on_fatal=None):
         self.backend = backend
+        self.max_running = max_running   # at most this many jobs run at once (None: no limit)
+        self.on_fatal = on_fatal         # called with one line when a kubelet thread cannot go on
         self.working_dir = working_dir
         self.db = db
         self.runner = runner
