@@ -93,6 +93,9 @@ NAMESPACE_INJECTION_VALUE = "enabled"
 ISTIO_INJECT_ANNOTATION = "sidecar.istio.io/inject"
 FINALIZER_PROMETHEUS = "update-prometheus-metrics"     # on Experiments
 FINALIZER_CLEAN_DB = "clean-metrics-in-db"             # on Trials
+# Our addition: on a Trial whose template could not be rendered for its assignment, the error
+# (the Trial is created without a runSpec and its controller fails it with this message).
+TRIAL_TEMPLATE_ERROR_ANNOTATION = "katib.kubeflow.org/trial-template-error"
 
 
 # ---------------------------------------------------------------------------------- conditions
@@ -158,6 +161,10 @@ TRIAL_METRICS_UNAVAILABLE_MESSAGE = "Metrics are not available"
 TRIAL_FAILED_REASON = "TrialFailed"
 TRIAL_FAILED_MESSAGE = "Trial has failed"
 TRIAL_KILLED_REASON = "TrialKilled"
+TRIAL_KILLED_MESSAGE = "Trial is killed because its experiment has completed"
+# Our additions: a trial that can never become a Job fails instead of being retried forever.
+TRIAL_INVALID_TEMPLATE_REASON = "InvalidTrialTemplate"
+TRIAL_INVALID_RUN_SPEC_REASON = "InvalidRunSpec"
 
 # Suggestion reasons and messages.
 SUGGESTION_CREATED_REASON = "SuggestionCreated"
@@ -173,6 +180,9 @@ SUGGESTION_FAILED_MESSAGE_PREFIX = "Validation failed: "
 SUGGESTION_SUCCEEDED_REASON = "SuggestionSucceeded"
 SUGGESTION_SUCCEEDED_MESSAGE = "Suggestion is succeeded"
 SUGGESTION_KILLED_REASON = "SuggestionKilled"
+# Our addition: the algorithm handed out its whole search space (ends the experiment).
+SUGGESTION_EXHAUSTED_REASON = "SuggestionExhausted"
+SUGGESTION_EXHAUSTED_MESSAGE = "Suggestion has handed out every assignment of the search space"
 
 # Event reasons.
 EVENT_RECONCILE_FAILED = "ReconcileFailed"

@@ -2,12 +2,15 @@
 
 Mirrors Katib v1alpha3 experiment_controller (controllers.md §1) with the deliberate fixes
 listed in docs/divergences.md: an exhausted algorithm ends the experiment, lowering
-parallelism deletes nothing, and trials still active when the experiment completes are Killed."""
+parallelism deletes nothing, trials still active when the experiment completes are Killed, and
+an assignment the trial template cannot be rendered for becomes a Failed trial (upstream retries
+it for ever)."""
 from __future__ import annotations
 
 import logging
 
 from katib import failpoints
+from katib.api import constants as c
 from katib.controllers import conditions as cond
 from katib.controllers import experiment_status as es
 from katib.controllers.context import Context, json_copy
@@ -17,8 +20,7 @@ from katib.errors import AlreadyExists, Invalid, NotFound
 
 logger = logging.getLogger(__name__)
 
-FINALIZER = "update-prometheus-metrics"
-SUGGESTION_EXHAUSTED = "SuggestionExhausted"
+FINALIZER = c.FINALIZER_PROMETHEUS
 
 
 def reconcile_experiment(ctx: Context, namespace: str, name: str) -> float | None:
@@ -43,8 +45,8 @@ def reconcile_experiment(ctx: Context, namespace: str, name: str) -> float | Non
         if restartable(exp, group):
             cond.remove(conds, "Succeeded", "Failed")
             status["completionTime"] = None  # running again (upstream keeps the old time)
-            cond.set_condition(conds, "Restarting", "True", "ExperimentRestarting",
-                               "Experiment is restarted", ctx.now())
+            cond.set_condition(conds, "Restarting", "True", c.EXPERIMENT_RESTARTING_REASON,
+                               c.EXPERIMENT_RESTARTING_MESSAGE, ctx.now())
             logger.info("[%s/%s] restarted: maxTrialCount is now %s", namespace, name,
                         exp["spec"].get("maxTrialCount"))
         else:
@@ -52,8 +54,9 @@ def reconcile_experiment(ctx: Context, namespace: str, name: str) -> float | Non
     if not cond.is_true(conds, "Created"):
         status.setdefault("startTime", ctx.now())
         status.setdefault("completionTime", None)
-        cond.set_condition(conds, "Created", "True", "ExperimentCreated", "Experiment is created", ctx.now())
-        ctx.event(exp, "Normal", "ExperimentCreated", "Experiment is created")
+        cond.set_condition(conds, "Created", "True", c.EXPERIMENT_CREATED_REASON, c.EXPERIMENT_CREATED_MESSAGE,
+                           ctx.now())
+        ctx.event(exp, "Normal", c.EXPERIMENT_CREATED_REASON, c.EXPERIMENT_CREATED_MESSAGE)
         return write_status(ctx, exp, before, force=True)
     reconcile_running(ctx, exp)
     return write_status(ctx, exp, before, force=conds != (before.get("conditions") or []))
@@ -82,9 +85,9 @@ def restartable(exp: dict, group) -> bool:
     conds = exp["status"].get("conditions") or []
     succeeded = cond.find(conds, "Succeeded")
     if not (succeeded and succeeded.get("status") == "True"
-            and succeeded.get("reason") == "ExperimentMaxTrialsReached"):
+            and succeeded.get("reason") == c.EXPERIMENT_MAX_TRIALS_REACHED_REASON):
         return False
-    if exp["spec"].get("resumePolicy", "LongRunning") != "LongRunning":
+    if exp["spec"].get("resumePolicy", c.DEFAULT_RESUME_POLICY) != c.ResumePolicy.LONG_RUNNING:
         return False
     max_trials = exp["spec"].get("maxTrialCount")
     return max_trials is None or max_trials > es.completed(group)
@@ -100,14 +103,14 @@ def reconcile_running(ctx: Context, exp: dict) -> None:
     unconsumed = unconsumed_assignments(sug, group) if sug else []
     sug_conds = ((sug or {}).get("status") or {}).get("conditions") or []
     ended = cond.find(sug_conds, "Succeeded")
-    exhausted = bool(ended) and ended.get("status") == "True" and ended.get("reason") == SUGGESTION_EXHAUSTED
+    exhausted = bool(ended) and ended.get("status") == "True" and ended.get("reason") == c.SUGGESTION_EXHAUSTED_REASON
     end = es.end_condition(exp["spec"], group, suggestion_exhausted=exhausted, unconsumed=len(unconsumed))
     if end is None and cond.is_true(sug_conds, "Failed"):
         end = es.SUGGESTION_FAILED
     if end is not None:
         complete(ctx, exp, end)
         return
-    cond.set_condition(conds, "Running", "True", "ExperimentRunning", "Experiment is running", ctx.now())
+    cond.set_condition(conds, "Running", "True", c.EXPERIMENT_RUNNING_REASON, c.EXPERIMENT_RUNNING_MESSAGE, ctx.now())
     reconcile_trials(ctx, exp, group, sug, unconsumed)
 
 
@@ -156,7 +159,7 @@ def reconcile_trials(ctx: Context, exp: dict, group, sug: dict | None, unconsume
 def create_suggestion(ctx: Context, exp: dict, requests: int) -> None:
     meta = exp["metadata"]
     body = {
-        "apiVersion": "kubeflow.org/v1alpha3", "kind": "Suggestion",
+        "apiVersion": c.API_VERSION, "kind": c.SUGGESTION,
         "metadata": {"name": meta["name"], "namespace": meta["namespace"],
                      "labels": dict(meta.get("labels") or {}),
                      "annotations": dict(meta.get("annotations") or {}),
@@ -175,38 +178,51 @@ def owner_ref(obj: dict) -> dict:
             "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
-def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
+def render_run_spec(ctx: Context, exp: dict, trial_name: str, params: list[dict]) -> tuple[str, str | None]:
+    """(runSpec, None), or ("", why) when the template cannot become a Job for these values
+    (a ConfigMap edited after admission, a parameter value that breaks the YAML...)."""
     from katib.api.templates import render_trial_template
 
-    meta, spec = exp["metadata"], exp["spec"]
-    trial_name = assignment["name"]
-    params = assignment.get("parameterAssignments") or []
     try:
         run_spec = render_trial_template(exp, trial_name=trial_name, assignments=params,
                                          get_configmap=ctx.get_configmap)
         decode_run_spec(run_spec)
-    except Exception as err:  # the template changed (ConfigMap edit) or renders garbage
-        ctx.event(exp, "Warning", "ReconcileFailed", f"Invalid spec.trialTemplate: {err}.")
-        logger.warning("[%s/%s] trial %s not created: %s", meta["namespace"], meta["name"], trial_name, err)
-        return
+    except Exception as err:
+        return "", f"spec.trialTemplate cannot be rendered into a Job for this trial: {err}"
+    return run_spec, None
+
+
+def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
+    """Create the Trial of a recorded assignment. One that cannot be rendered is created all the
+    same, without a runSpec and with the error in an annotation: the trial controller fails it,
+    so it counts as failed and the experiment ends by its usual rules (one write, crash-safe)."""
+    meta, spec = exp["metadata"], exp["spec"]
+    trial_name = assignment["name"]
+    params = assignment.get("parameterAssignments") or []
+    run_spec, problem = render_run_spec(ctx, exp, trial_name, params)
     labels = dict(meta.get("labels") or {})
-    labels["experiment"] = meta["name"]
+    labels[c.LABEL_EXPERIMENT] = meta["name"]
     trial = {
-        "apiVersion": "kubeflow.org/v1alpha3", "kind": "Trial",
+        "apiVersion": c.API_VERSION, "kind": c.TRIAL,
         # Created with the trial controller's finalizer: one write fewer per trial.
         "metadata": {"name": trial_name, "namespace": meta["namespace"], "labels": labels,
-                     "ownerReferences": [owner_ref(exp)], "finalizers": ["clean-metrics-in-db"]},
+                     "ownerReferences": [owner_ref(exp)], "finalizers": [c.FINALIZER_CLEAN_DB]},
         "spec": {"objective": json_copy(spec.get("objective")),
                  "parameterAssignments": [dict(p) for p in params],
                  "runSpec": run_spec,
                  "metricsCollector": json_copy(spec.get("metricsCollectorSpec") or {})},
     }
+    if problem is not None:
+        trial["metadata"]["annotations"] = {c.TRIAL_TEMPLATE_ERROR_ANNOTATION: problem}
     if (spec.get("trialTemplate") or {}).get("retain"):
         trial["spec"]["retainRun"] = True
     try:
         ctx.backend.create(trial)
         failpoints.hit("trial-created")
         logger.info("[%s/%s] trial %s created", meta["namespace"], meta["name"], trial_name)
+        if problem is not None:
+            ctx.event(exp, "Warning", c.EVENT_RECONCILE_FAILED, f"Trial {trial_name}: {problem}")
+            logger.warning("[%s/%s] trial %s: %s", meta["namespace"], meta["name"], trial_name, problem)
     except AlreadyExists:
         pass
     except Invalid as err:
@@ -221,7 +237,7 @@ def finish_completed(ctx: Context, exp: dict, before: dict) -> float | None:
     for s in list(group.trials.values()):
         if s.state in (PENDING, RUNNING):
             kill_trial(ctx, ns, s.name, exp)
-    if exp["spec"].get("resumePolicy", "LongRunning") == "Never":
+    if exp["spec"].get("resumePolicy", c.DEFAULT_RESUME_POLICY) == c.ResumePolicy.NEVER:
         terminate_suggestion(ctx, ns, name)
     return write_status(ctx, exp, before, force=es.active(group) == 0)
 
@@ -233,11 +249,11 @@ def kill_trial(ctx: Context, ns: str, trial_name: str, exp: dict) -> None:
         return
     conds = trial.setdefault("status", {}).setdefault("conditions", [])
     now = ctx.now()
-    if cond.set_terminal(conds, "Killed", "TrialKilled",
+    if cond.set_terminal(conds, "Killed", c.TRIAL_KILLED_REASON,
                          f"Trial is killed because experiment {exp['metadata']['name']} has completed", now):
         trial["status"]["completionTime"] = now
         ctx.backend.update_status(trial)
-        ctx.event(trial, "Normal", "TrialKilled", "Trial is killed because its experiment has completed")
+        ctx.event(trial, "Normal", c.TRIAL_KILLED_REASON, c.TRIAL_KILLED_MESSAGE)
 
 
 def terminate_suggestion(ctx: Context, ns: str, name: str) -> None:
@@ -249,7 +265,7 @@ def terminate_suggestion(ctx: Context, ns: str, name: str) -> None:
     sug = json_copy(sug)
     conds = sug.setdefault("status", {}).setdefault("conditions", [])
     now = ctx.now()
-    cond.set_terminal(conds, "Succeeded", "SuggestionSucceeded", "Suggestion is succeeded", now)
+    cond.set_terminal(conds, "Succeeded", c.SUGGESTION_SUCCEEDED_REASON, c.SUGGESTION_SUCCEEDED_MESSAGE, now)
     ctx.backend.update_status(sug)
 
 

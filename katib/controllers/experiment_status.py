@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from katib.api import constants as c
 from katib.controllers.index import (FAILED, KILLED, PENDING, RUNNING, SUCCEEDED,
                                      ExperimentTrials)
 
@@ -15,15 +16,12 @@ LIST_KEYS = {KILLED: "killedTrialList", FAILED: "failedTrialList",
 COUNT_KEYS = {KILLED: "trialsKilled", FAILED: "trialsFailed", SUCCEEDED: "trialsSucceeded",
               RUNNING: "trialsRunning", PENDING: "trialsPending"}
 
-GOAL = ("Succeeded", "ExperimentGoalReached",
-        "Experiment has succeeded because Objective goal has reached")
-MAX_FAILED = ("Failed", "ExperimentFailed",
-              "Experiment has failed because max failed count has reached")
-MAX_TRIALS = ("Succeeded", "ExperimentMaxTrialsReached",
-              "Experiment has succeeded because max trial count has reached")
-SUGGESTION_END = ("Succeeded", "ExperimentSuggestionEndReached",
-                  "Experiment has succeeded because suggestion service has reached the end")
-SUGGESTION_FAILED = ("Failed", "ExperimentFailed", "Suggestion has failed")
+GOAL = ("Succeeded", c.EXPERIMENT_GOAL_REACHED_REASON, c.EXPERIMENT_GOAL_REACHED_MESSAGE)
+MAX_FAILED = ("Failed", c.EXPERIMENT_FAILED_REASON, c.EXPERIMENT_MAX_FAILED_MESSAGE)
+MAX_TRIALS = ("Succeeded", c.EXPERIMENT_MAX_TRIALS_REACHED_REASON, c.EXPERIMENT_MAX_TRIALS_REACHED_MESSAGE)
+SUGGESTION_END = ("Succeeded", c.EXPERIMENT_SUGGESTION_END_REACHED_REASON,
+                  c.EXPERIMENT_SUGGESTION_END_REACHED_MESSAGE)
+SUGGESTION_FAILED = ("Failed", c.EXPERIMENT_FAILED_REASON, c.EXPERIMENT_SUGGESTION_FAILED_MESSAGE)
 
 
 def active(group: ExperimentTrials) -> int:
@@ -66,9 +64,9 @@ def goal_reached(group: ExperimentTrials, objective: dict) -> bool:
     best = group.trials.get(group.best) if group.best else None
     if goal is None or best is None or best.value is None:
         return False
-    if objective.get("type") == "minimize":
+    if objective.get("type") == c.ObjectiveType.MINIMIZE:
         return best.value <= goal
-    if objective.get("type") == "maximize":
+    if objective.get("type") == c.ObjectiveType.MAXIMIZE:
         return best.value >= goal
     return False
 
@@ -102,7 +100,7 @@ def plan_trials(spec: dict, group: ExperimentTrials, *, suggestion_count: int,
 
     Unlike upstream, lowering parallelTrialCount deletes nothing: surplus trials finish and no
     new ones start until fewer than parallelTrialCount are active."""
-    parallel = spec.get("parallelTrialCount") or 3
+    parallel = spec.get("parallelTrialCount") or c.DEFAULT_PARALLEL_TRIAL_COUNT
     act = active(group)
     max_trials = spec.get("maxTrialCount")
     required = parallel if max_trials is None else min(max_trials - completed(group), parallel)

@@ -9,7 +9,8 @@ NONE, RUNNING, SUCCEEDED, FAILED = "", "Running", "Succeeded", "Failed"
 
 
 def evaluate(job: dict) -> tuple[str, str]:
-    """(condition, message) of a batch Job, TFJob or PyTorchJob; NONE when it has no status."""
+    """(condition, message) of a batch Job, TFJob or PyTorchJob; NONE when it has no status.
+    A failure's message names its reason too (what the trial's Failed condition shows)."""
     status = job.get("status")
     if status is None:
         return NONE, ""
@@ -21,12 +22,20 @@ def evaluate(job: dict) -> tuple[str, str]:
             if c.get("type") == "Complete":
                 return SUCCEEDED, c.get("message", "")
             if c.get("type") == "Failed":
-                return FAILED, c.get("message", "")
+                return FAILED, describe(c)
         return RUNNING, ""
     if not conditions:
         return RUNNING, ""
     last = conditions[-1]
+    if last.get("type") == FAILED:
+        return FAILED, describe(last)
     return last.get("type", ""), last.get("message", "")
+
+
+def describe(condition: dict) -> str:
+    """A failure condition in words, reason first: "Error: exit code 2", "DeadlineExceeded:
+    ..."; either part alone when the other is empty."""
+    return ": ".join(part for part in (condition.get("reason"), condition.get("message")) if part)
 
 
 @functools.lru_cache(maxsize=1024)

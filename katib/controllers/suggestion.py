@@ -9,9 +9,9 @@ import json
 import logging
 
 from katib import failpoints
+from katib.api import constants as c
 from katib.controllers import conditions as cond
 from katib.controllers.context import Context, json_copy
-from katib.controllers.experiment import SUGGESTION_EXHAUSTED
 from katib.errors import NotFound, TemporaryError
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,11 @@ def reconcile_suggestion(ctx: Context, namespace: str, name: str) -> float | Non
     now = ctx.now()
     if not cond.is_true(conds, "Created"):
         status.setdefault("startTime", now)
-        cond.set_condition(conds, "Created", "True", "SuggestionCreated", "Suggestion is created", now)
+        cond.set_condition(conds, "Created", "True", c.SUGGESTION_CREATED_REASON, c.SUGGESTION_CREATED_MESSAGE, now)
     else:
         # The algorithm runs in this process: its "deployment" is ready at once.
-        cond.set_condition(conds, "DeploymentReady", "True", "DeploymentReady", "Deployment is ready", now)
+        cond.set_condition(conds, "DeploymentReady", "True", c.SUGGESTION_DEPLOYMENT_READY_REASON,
+                           c.SUGGESTION_DEPLOYMENT_READY_MESSAGE, now)
         try:
             exp = ctx.backend.get("Experiment", namespace, name, readonly=True)
         except NotFound:
@@ -70,12 +71,12 @@ def validate(ctx: Context, exp: dict, sug: dict) -> bool:
         problems.append(f"algorithm {algo} is not implemented yet by this version of katib")
     now = ctx.now()
     if problems:
-        cond.set_condition(conds, "Failed", "True", "SuggestionFailed",
-                           "Validation failed: " + "; ".join(problems), now)
+        cond.set_condition(conds, "Failed", "True", c.SUGGESTION_FAILED_REASON,
+                           c.SUGGESTION_FAILED_MESSAGE_PREFIX + "; ".join(problems), now)
         logger.info("[%s/%s] suggestion failed: %s", exp["metadata"]["namespace"],
                     exp["metadata"]["name"], "; ".join(problems))
         return False
-    cond.set_condition(conds, "Running", "True", "SuggestionRunning", "Suggestion is running", now)
+    cond.set_condition(conds, "Running", "True", c.SUGGESTION_RUNNING_REASON, c.SUGGESTION_RUNNING_MESSAGE, now)
     return True
 
 
@@ -108,8 +109,8 @@ def sync_assignments(ctx: Context, exp: dict, sug: dict) -> None:
     merge_settings(status, reply.settings)
     if reply.exhausted and len(reply.assignments) < need:
         now = ctx.now()
-        cond.set_terminal(status["conditions"], "Succeeded", SUGGESTION_EXHAUSTED,
-                          "Suggestion has handed out every assignment of the search space", now)
+        cond.set_terminal(status["conditions"], "Succeeded", c.SUGGESTION_EXHAUSTED_REASON,
+                          c.SUGGESTION_EXHAUSTED_MESSAGE, now)
         logger.info("[%s/%s] search space exhausted after %d assignments", ns, name, count)
 
 

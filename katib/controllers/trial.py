@@ -3,11 +3,14 @@
 Mirrors Katib v1alpha3 trial_controller (controllers.md §3). Fixes kept on purpose: events and
 completionTime only on real transitions; a job that succeeded without the objective metric
 fails the trial with reason MetricsUnavailable instead of leaving it pending forever; a Killed
-trial's job is always deleted so its process stops."""
+trial's job is always deleted so its process stops; a failed trial's condition message carries
+the Job's failure reason and message ("Trial has failed: Error: exit code 2"), and a trial
+created without a runSpec (its template could not be rendered) fails with that error."""
 from __future__ import annotations
 
 import logging
 
+from katib.api import constants as c
 from katib.api.jobs import pod_templates
 from katib.controllers import conditions as cond
 from katib.controllers import job_status
@@ -17,8 +20,7 @@ from katib.errors import AlreadyExists, NotFound
 
 logger = logging.getLogger(__name__)
 
-FINALIZER = "clean-metrics-in-db"
-ISTIO_ANNOTATION = "sidecar.istio.io/inject"
+FINALIZER = c.FINALIZER_CLEAN_DB
 
 
 def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
@@ -45,7 +47,7 @@ def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
     if not cond.is_true(conds, "Created"):
         status.setdefault("startTime", ctx.now())
         status.setdefault("completionTime", None)
-        cond.set_condition(conds, "Created", "True", "TrialCreated", "Trial is created", ctx.now())
+        cond.set_condition(conds, "Created", "True", c.TRIAL_CREATED_REASON, c.TRIAL_CREATED_MESSAGE, ctx.now())
     current = reconcile_job(ctx, trial)  # upstream waits a pass after Created; nothing needs that
     if status != before:
         with ctx.own_write("Trial", namespace, name):
@@ -66,7 +68,7 @@ def desired_job(trial: dict) -> dict:
     job.setdefault("metadata", {})["ownerReferences"] = [owner_ref(trial)]
     for template in pod_templates(job):
         annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
-        annotations[ISTIO_ANNOTATION] = "false"
+        annotations[c.ISTIO_INJECT_ANNOTATION] = "false"
     return job
 
 
@@ -75,11 +77,16 @@ def reconcile_job(ctx: Context, trial: dict) -> dict | None:
     exists."""
     conds = trial["status"]["conditions"]
     done = is_completed(conds)
+    template_error = (trial["metadata"].get("annotations") or {}).get(c.TRIAL_TEMPLATE_ERROR_ANNOTATION)
+    if template_error is not None:
+        if not done:
+            fail(ctx, trial, c.TRIAL_INVALID_TEMPLATE_REASON, f"{c.TRIAL_FAILED_MESSAGE}: {template_error}")
+        return None
     try:
         job = desired_job(trial)
     except Exception as err:
         if not done:
-            fail(ctx, trial, "InvalidRunSpec", f"Invalid runSpec: {err}")
+            fail(ctx, trial, c.TRIAL_INVALID_RUN_SPEC_REASON, f"{c.TRIAL_FAILED_MESSAGE}: invalid runSpec: {err}")
         return None
     kind = job["kind"]
     jmeta = job["metadata"]
@@ -94,7 +101,7 @@ def reconcile_job(ctx: Context, trial: dict) -> dict | None:
             try:
                 with ctx.own_write(kind, jns, jname):
                     ctx.backend.create(job)
-                ctx.event(trial, "Normal", "JobCreated", f"Job {jname} has been created")
+                ctx.event(trial, "Normal", c.EVENT_JOB_CREATED, f"Job {jname} has been created")
             except AlreadyExists:
                 pass
         return None
@@ -104,23 +111,25 @@ def reconcile_job(ctx: Context, trial: dict) -> dict | None:
     if state == job_status.SUCCEEDED:
         succeed_or_flag(ctx, trial, jname)
     elif state == job_status.FAILED:
-        fail(ctx, trial, "TrialFailed", "Trial has failed", event=("JobFailed", f"Job {jname} has failed: {message}"))
+        text = f"{c.TRIAL_FAILED_MESSAGE}: {message}" if message else c.TRIAL_FAILED_MESSAGE
+        fail(ctx, trial, c.TRIAL_FAILED_REASON, text,
+             event=(c.EVENT_JOB_FAILED, f"Job {jname} has failed: {message}"))
     elif state == job_status.RUNNING:
-        if cond.set_condition(conds, "Running", "True", "TrialRunning", "Trial is running", ctx.now()):
-            ctx.event(trial, "Normal", "JobRunning", f"Job {jname} is running: {message}")
+        if cond.set_condition(conds, "Running", "True", c.TRIAL_RUNNING_REASON, c.TRIAL_RUNNING_MESSAGE, ctx.now()):
+            ctx.event(trial, "Normal", c.EVENT_JOB_RUNNING, f"Job {jname} is running: {message}")
     return current
 
 
 def delete_job(ctx: Context, trial: dict, job: dict) -> None:
     """A completed trial's job goes, unless retained; a Killed trial's always (to stop it)."""
-    if trial["spec"].get("retainRun") and not cond.is_true(trial["status"]["conditions"], "Killed"):
+    if trial["spec"].get("retainRun") and not cond.is_true(trial["status"]["conditions"], c.TrialConditionType.KILLED):
         return
     meta = job["metadata"]
     if meta.get("deletionTimestamp"):
         return
     with ctx.own_write(job["kind"], meta["namespace"], meta["name"]):
         ctx.backend.delete(job["kind"], meta["namespace"], meta["name"], propagation="Foreground")
-    ctx.event(trial, "Normal", "JobDeleted", f"Job {meta['name']} has been deleted")
+    ctx.event(trial, "Normal", c.EVENT_JOB_DELETED, f"Job {meta['name']} has been deleted")
 
 
 def succeed_or_flag(ctx: Context, trial: dict, jname: str) -> None:
@@ -132,17 +141,33 @@ def succeed_or_flag(ctx: Context, trial: dict, jname: str) -> None:
     value = objective_value(logs, objective.get("type", ""))
     status = trial["status"]
     if value is None:
-        fail(ctx, trial, "MetricsUnavailable",
-             f"Metrics are not available: the job succeeded but reported no value of {metric}",
-             event=("MetricsUnavailable", f"Metrics are not available for Job {jname}"))
+        fail(ctx, trial, c.TRIAL_METRICS_UNAVAILABLE_REASON,
+             f"{c.TRIAL_METRICS_UNAVAILABLE_MESSAGE}: the job succeeded but reported no value of {metric} "
+             f"({describe_collector(trial['spec'].get('metricsCollector') or {})})",
+             event=(c.EVENT_METRICS_UNAVAILABLE, f"Metrics are not available for Job {jname}"))
         return
     observation = status.setdefault("observation", {"metrics": []})
     metrics = observation.setdefault("metrics", []) or []
     observation["metrics"] = [m for m in metrics if m.get("name") != metric] + [{"name": metric, "value": value}]
     now = ctx.now()
-    if cond.set_terminal(status["conditions"], "Succeeded", "TrialSucceeded", "Trial has succeeded", now):
+    if cond.set_terminal(status["conditions"], "Succeeded", c.TRIAL_SUCCEEDED_REASON, c.TRIAL_SUCCEEDED_MESSAGE, now):
         status["completionTime"] = now
-        ctx.event(trial, "Normal", "JobSucceeded", f"Job {jname} has succeeded")
+        ctx.event(trial, "Normal", c.EVENT_JOB_SUCCEEDED, f"Job {jname} has succeeded")
+
+
+def describe_collector(spec: dict) -> str:
+    """Where the metrics were looked for, in words: "StdOut collector", "File collector reading
+    /katib/metrics.log", plus the filter when it is not the default one."""
+    kind = (spec.get("collector") or {}).get("kind") or c.CollectorKind.STDOUT
+    source = spec.get("source") or {}
+    text = f"{kind} collector"
+    path = (source.get("fileSystemPath") or {}).get("path")
+    if kind in (c.CollectorKind.FILE, c.CollectorKind.TENSORFLOW_EVENT) and path:
+        text += f" reading {path}"
+    formats = (source.get("filter") or {}).get("metricsFormat") or []
+    if formats and list(formats) != [c.DEFAULT_METRICS_FILTER]:
+        text += " with filter " + ", ".join(repr(f) for f in formats)
+    return text
 
 
 def fail(ctx: Context, trial: dict, reason: str, message: str, *, event: tuple[str, str] | None = None) -> None:
