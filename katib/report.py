@@ -1,7 +1,20 @@
-"""Text that `katib.py run` shows: the live status line and the final table."""
+"""Text that `katib.py run` shows: the live progress line and the final table. Pure: objects in,
+strings out (run.py reads the backend and the runner, and prints).
+
+The table is where a user learns why trials failed: each failed or killed trial's reason is in
+its row, the first few failures are listed with their full message and output log, a failed
+Suggestion's message is shown, and "No trial succeeded" is said in so many words."""
 from __future__ import annotations
 
+import collections
 import math
+from dataclasses import dataclass
+from typing import Callable
+
+from katib.api import constants as c
+
+SHOWN_FAILURES = 5       # failed trials listed with their message and log; the rest are counted
+REASON_WIDTH = 60        # the REASON column is cut there (the list under the table has it all)
 
 
 def last_condition(obj: dict) -> dict:
@@ -9,18 +22,42 @@ def last_condition(obj: dict) -> dict:
     return conds[-1] if conds else {}
 
 
+def true_condition(obj: dict, ctype: str) -> dict | None:
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == ctype and cond.get("status") == c.ConditionStatus.TRUE:
+            return cond
+    return None
+
+
 def trial_state(trial: dict) -> str:
     for ctype in ("Killed", "Failed", "Succeeded", "Running"):
-        for c in (trial.get("status") or {}).get("conditions") or ():
-            if c.get("type") == ctype and c.get("status") == "True":
-                return ctype
+        if true_condition(trial, ctype):
+            return ctype
     return "Pending"
 
 
-def objective_value(trial: dict, metric: str) -> float | None:
+def trial_reason(trial: dict) -> str:
+    """Why a trial failed or was killed, in one line ("" otherwise): the Job's words for a
+    failed Job ("Error: exit code 2"), else the condition's reason and what it adds."""
+    cond = true_condition(trial, "Killed") or true_condition(trial, "Failed")
+    if cond is None:
+        return ""
+    reason, message = cond.get("reason", ""), cond.get("message", "")
+    for prefix in (c.TRIAL_FAILED_MESSAGE, c.TRIAL_METRICS_UNAVAILABLE_MESSAGE):
+        if message == prefix:
+            message = ""
+        elif message.startswith(prefix + ": "):
+            message = message[len(prefix) + 2:]
+    if reason == c.TRIAL_FAILED_REASON and message:
+        return message
+    return f"{reason}: {message}" if message else reason
+
+
+def observed_value(trial: dict, metric: str) -> float | None:
+    """The value of `metric` in the trial's status.observation (None when absent)."""
     for m in ((trial.get("status") or {}).get("observation") or {}).get("metrics") or ():
         if m.get("name") == metric:
-            return float(m.get("value", 0.0))
+            return float(m.get("value", 0.0))  # a zero value is omitted in JSON
     return None
 
 
@@ -30,7 +67,27 @@ def fmt_value(value: float | None) -> str:
     return f"{value:.6g}"
 
 
-def progress_line(exp: dict, *, elapsed: float) -> str:
+def fmt_duration(seconds: float) -> str:
+    """1m05s, 2h03m, 45s."""
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    mins, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{mins:02d}m"
+    return f"{mins}m{secs:02d}s" if mins else f"{secs}s"
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: str    # changes when something happens (counts, condition, best value)
+    clock: str    # changes every second (elapsed time, running trials' ages)
+
+    def line(self) -> str:
+        return f"{self.state} | {self.clock}"
+
+
+def progress(exp: dict, *, elapsed: float, running_ages: list[float] = ()) -> Progress:
+    """`running_ages`: seconds since each of the experiment's running trial processes started."""
     status = exp.get("status") or {}
     spec = exp["spec"]
     metric = spec["objective"]["objectiveMetricName"]
@@ -41,40 +98,86 @@ def progress_line(exp: dict, *, elapsed: float) -> str:
     cond = last_condition(exp).get("type", "Pending")
     limit = spec.get("maxTrialCount")
     done = sum(status.get(k, 0) for k in ("trialsSucceeded", "trialsFailed", "trialsKilled"))
-    mins, secs = divmod(int(elapsed), 60)
-    return (f"[{exp['metadata']['namespace']}/{exp['metadata']['name']}] {cond:<10} "
-            f"{done}/{limit if limit is not None else '∞'} done: {status.get('trialsSucceeded', 0)} succeeded, "
-            f"{status.get('trialsFailed', 0)} failed, {status.get('trialsRunning', 0)} running, "
-            f"{status.get('trialsPending', 0)} pending | {best_text} | {mins:02d}:{secs:02d}")
+    state = (f"[{exp['metadata']['namespace']}/{exp['metadata']['name']}] {cond:<10} "
+             f"{done}/{limit if limit is not None else '∞'} done: {status.get('trialsSucceeded', 0)} succeeded, "
+             f"{status.get('trialsFailed', 0)} failed, {status.get('trialsKilled', 0)} killed, "
+             f"{status.get('trialsRunning', 0)} running, {status.get('trialsPending', 0)} pending | {best_text}")
+    clock = f"elapsed {fmt_duration(elapsed)}"
+    if running_ages:
+        clock = f"{len(running_ages)} running (oldest {fmt_duration(max(running_ages))}), " + clock
+    return Progress(state=state, clock=clock)
 
 
-def final_table(exp: dict, trials: list[dict]) -> str:
+def final_table(exp: dict, trials: list[dict], *, suggestion: dict | None = None,
+                log_path: Callable[[str], str | None] = lambda name: None) -> str:
+    """The result of one experiment. `log_path(trial_name)`: where that trial's output is kept,
+    or None when it has none."""
     spec, status = exp["spec"], exp.get("status") or {}
     metric = spec["objective"]["objectiveMetricName"]
     cond = last_condition(exp)
     lines = [f"Experiment {exp['metadata']['namespace']}/{exp['metadata']['name']}: "
              f"{cond.get('type', 'Unknown')} ({cond.get('reason', '')}) - {cond.get('message', '')}"]
+    failed_sug = true_condition(suggestion, "Failed") if suggestion else None
+    if failed_sug:
+        lines.append(f"Suggestion failed: {failed_sug.get('message') or failed_sug.get('reason', '')}")
     counts = ", ".join(f"{status.get(k, 0)} {label}" for k, label in (
         ("trialsSucceeded", "succeeded"), ("trialsFailed", "failed"), ("trialsKilled", "killed")))
     lines.append(f"Trials: {len(trials)} ({counts})")
+    lines += best_lines(status, metric)
+    lines.append("")
+    lines += table_lines(spec, trials, metric)
+    lines += failure_lines(trials, log_path)
+    if not any(trial_state(t) == "Succeeded" for t in trials):
+        lines += ["", no_success_line(trials, failed_sug)]
+    return "\n".join(lines)
+
+
+def best_lines(status: dict, metric: str) -> list[str]:
     best = status.get("currentOptimalTrial") or {}
-    if best.get("bestTrialName"):
-        value = next((m.get("value", 0.0) for m in (best.get("observation") or {}).get("metrics") or []
-                      if m.get("name") == metric), None)
-        lines.append(f"Best trial: {best['bestTrialName']}  {metric}={fmt_value(value)}")
-        for a in best.get("parameterAssignments") or []:
-            lines.append(f"  {a['name']} = {a['value']}")
-    else:
-        lines.append("Best trial: none (no trial reported the objective metric)")
+    if not best.get("bestTrialName"):
+        return ["Best trial: none (no trial reported the objective metric)"]
+    value = next((m.get("value", 0.0) for m in (best.get("observation") or {}).get("metrics") or []
+                  if m.get("name") == metric), None)
+    return [f"Best trial: {best['bestTrialName']}  {metric}={fmt_value(value)}"] + [
+        f"  {a['name']} = {a['value']}" for a in best.get("parameterAssignments") or []]
+
+
+def table_lines(spec: dict, trials: list[dict], metric: str) -> list[str]:
     params = [p["name"] for p in spec.get("parameters") or []]
-    header = ["TRIAL", "STATUS", metric] + params
+    header = ["TRIAL", "STATUS", metric] + params + ["REASON"]
     rows = []
     for t in trials:
         assigned = {a["name"]: a["value"] for a in t["spec"].get("parameterAssignments") or []}
-        rows.append([t["metadata"]["name"], trial_state(t), fmt_value(objective_value(t, metric))]
-                    + [assigned.get(p, "") for p in params])
+        reason = trial_reason(t)
+        if len(reason) > REASON_WIDTH:
+            reason = reason[:REASON_WIDTH - 1] + "…"
+        rows.append([t["metadata"]["name"], trial_state(t), fmt_value(observed_value(t, metric))]
+                    + [assigned.get(p, "") for p in params] + [reason])
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    lines.append("")
-    for row in [header] + rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    return "\n".join(lines)
+    return ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header] + rows]
+
+
+def failure_lines(trials: list[dict], log_path: Callable[[str], str | None]) -> list[str]:
+    """The first SHOWN_FAILURES failed trials with their whole reason and output log."""
+    failed = [t for t in trials if trial_state(t) == "Failed"]
+    if not failed:
+        return []
+    lines = ["", "Failed trials:"]
+    for t in failed[:SHOWN_FAILURES]:
+        name = t["metadata"]["name"]
+        log = log_path(name)
+        lines.append(f"  {name}: {trial_reason(t)}" + (f"\n    output: {log}" if log else ""))
+    if len(failed) > SHOWN_FAILURES:
+        lines.append(f"  ... and {len(failed) - SHOWN_FAILURES} more")
+    return lines
+
+
+def no_success_line(trials: list[dict], failed_suggestion: dict | None) -> str:
+    """One plain sentence: no trial succeeded, and the most common reason why."""
+    if not trials:
+        why = "the Suggestion failed" if failed_suggestion else "no trial was run"
+        return f"No trial succeeded: {why}."
+    reasons = collections.Counter(trial_reason(t) or trial_state(t) for t in trials)
+    reason, count = reasons.most_common(1)[0]
+    return (f"No trial succeeded: {count} of {len(trials)} trial(s) ended with {reason!r}"
+            + ("" if count == len(trials) else f" ({len(reasons) - 1} other reason(s) above)") + ".")

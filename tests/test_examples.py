@@ -20,7 +20,7 @@ def test_example_runs_to_success(tmp_path, example):
     done = subprocess.run([sys.executable, "katib.py", "--fake", "run", str(path), "--db", str(tmp_path / "k.db"),
                            "-o", "json", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    [result] = json.loads(done.stdout)  # always a list, one entry per experiment
     exp, trials = result["experiment"], result["trials"]
     last = exp["status"]["conditions"][-1]
     assert (last["type"], last["status"]) == ("Succeeded", "True")
@@ -54,7 +54,7 @@ def test_table_output_names_the_best_trial(tmp_path):
     again = subprocess.run([sys.executable, "katib.py", "--fake", "run", str(path), "--db", str(tmp_path / "k.db"),
                             "-o", "json", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0
-    assert len(json.loads(again.stdout)["trials"]) == 12  # continued, not started over
+    assert len(json.loads(again.stdout)[0]["trials"]) == 12  # continued, not started over
 
 
 def test_invalid_experiment_exits_2_with_field_errors(tmp_path):

@@ -2,29 +2,22 @@
 
 Each command is a module of this package exposing `add_parser(subparsers)` (which sets
 `handler=run` on its parser) and `run(args) -> int`; a module may also expose
-`normalize_argv(argv) -> argv` to pre-process the raw arguments. Modules listed in COMMANDS
-that do not exist (yet) are skipped. Exit codes: 0 ok, 1 invalid object, 2 unusable input."""
+`normalize_argv(argv) -> argv` to pre-process the raw arguments. Exit codes: 0 ok, 1 invalid
+object (validate, render) or failed experiment (run), 2 unusable input, 130 interrupted."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from types import ModuleType
 
-COMMANDS = ("validate", "render", "run", "serve")
-EXIT_OK, EXIT_INVALID, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# After the exit codes: the command modules import them from here.
+from katib.cli import render, run, serve, validate  # noqa: E402
 
 
 def command_modules() -> list[ModuleType]:
-    modules = []
-    for name in COMMANDS:
-        qualified = f"{__name__}.{name}"
-        try:
-            modules.append(importlib.import_module(qualified))
-        except ModuleNotFoundError as err:
-            if err.name != qualified:
-                raise
-    return modules
+    return [validate, render, run, serve]
 
 
 def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentParser:
@@ -33,9 +26,11 @@ def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentPa
         description="Katib v1alpha3 hyperparameter tuning in one process. "
                     "`katib.py --fake` alone runs the control plane on the local fake backend.")
     parser.add_argument("--fake", action="store_true",
-                        help="keep objects in this process instead of a Kubernetes cluster (used by `run`)")
+                        help="keep objects in this process instead of a Kubernetes cluster "
+                             "(needed by `run` and `serve`)")
     parser.add_argument("--db", metavar="PATH",
-                        help="database file or URL for the fake backend (used by `run` and `serve`)")
+                        help="database file or URL for the fake backend (used by `run` and `serve`; "
+                             "their own --db wins)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in modules if modules is not None else command_modules():
         module.add_parser(subparsers)
@@ -43,6 +38,14 @@ def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return dispatch(argv)
+    except KeyboardInterrupt:  # Ctrl-C before a command installed its own handler
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def dispatch(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     modules = command_modules()
     for module in modules:

@@ -1,11 +1,16 @@
 """`katib.py --fake run FILE`: apply experiments to the local control plane, run them to the
 end with live progress on stderr, then print the result table (or JSON) on stdout.
 
-Exit codes: 0 every experiment Succeeded, 1 any Failed, 2 invalid input, 130 interrupted."""
+Exit codes: 0 every experiment Succeeded with at least one succeeded trial; 1 an experiment
+Failed or no trial of one succeeded; 2 invalid input, an unusable database, or a worker that
+cannot go on (full disk...: the state is saved, a rerun continues); 130 interrupted (Ctrl-C,
+also during start-up)."""
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,6 +23,37 @@ from katib.errors import AlreadyExists, Invalid, KatibError, NotFound
 logger = logging.getLogger(__name__)
 
 DEFAULT_DB = "katib.db"
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+HEARTBEAT_SECONDS = 30.0   # without a terminal, a progress line at least this often
+INTERRUPTED = "interrupted: trial processes stopped, state saved; run again to continue"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def add_plane_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the local control plane, shared by `run` and `serve`."""
+    p.add_argument("--db", dest="run_db", metavar="PATH",
+                   help=f"database file or URL (sqlite:///..., mysql://..., postgresql://...); default "
+                        f"{DEFAULT_DB}; missing parent directories of a file are created")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="where the job directories and trial output logs are kept (default: DB.d next to "
+                        "a database file, katib-work for a server URL); trial processes run in the "
+                        "current directory")
+    p.add_argument("--namespace", default="default", help="namespace for experiments without one")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="seed the algorithms and trial names: the same seed on a new database gives "
+                        "the same search")
+    p.add_argument("--parallel", type=positive_int, metavar="N", default=None,
+                   help="at most N trial processes run at once, whatever parallelTrialCount says "
+                        f"(default: the CPU count, {os.cpu_count() or 1} here)")
 
 
 def add_parser(subparsers) -> None:
@@ -25,26 +61,45 @@ def add_parser(subparsers) -> None:
         "run", help="run experiments to completion on the local fake backend",
         description="Apply the Experiment(s) in FILE to a local control plane (requires --fake), run "
                     "every trial as a local process, show progress on stderr and print the results. "
-                    "Running it again with the same --db continues the same experiments.")
+                    "Running it again with the same --db continues the same experiments. Exit codes: "
+                    "0 succeeded, 1 an experiment failed or no trial succeeded, 2 invalid input or a "
+                    "fatal error, 130 interrupted.")
     p.add_argument("file", metavar="FILE", help="YAML or JSON file with one or more Experiments")
-    p.add_argument("--db", dest="run_db", metavar="PATH",
-                   help=f"database file or URL (sqlite:///..., mysql://..., postgresql://...); default {DEFAULT_DB}")
+    add_plane_arguments(p)
     p.add_argument("-o", "--output", choices=("table", "json"), default="table",
-                   help="result format on stdout (default: table)")
-    p.add_argument("--namespace", default="default", help="namespace for experiments without one")
-    p.add_argument("--work-dir", metavar="DIR",
-                   help="where trial processes run and keep their logs (default: next to the database)")
+                   help='result format on stdout (default: table); json is always a list of '
+                        '{"experiment": ..., "trials": [...]}, one per experiment')
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     p.set_defaults(handler=run)
 
 
+def parallel_cap(args) -> int:
+    return getattr(args, "parallel", None) or os.cpu_count() or 1
+
+
+def sqlite_file(db: str) -> Path | None:
+    """The file of a SQLite database argument (None for :memory: and server URLs)."""
+    if db == ":memory:":
+        return None
+    if "://" not in db:
+        return Path(db).expanduser()
+    scheme, rest = db.split("://", 1)
+    if scheme.lower() not in ("sqlite", "sqlite3"):
+        return None
+    rest = rest.split("?", 1)[0]
+    return Path(rest[1:] if rest.startswith("/") else rest).expanduser()
+
+
 def db_location(args) -> tuple[str, Path]:
-    """The DB URL and the work directory for trial processes."""
+    """The DB URL and the work directory (job directories and output logs)."""
     db = getattr(args, "run_db", None) or getattr(args, "db", None) or DEFAULT_DB
-    if "://" in db:
-        work = Path(args.work_dir or "katib-work")
+    file = sqlite_file(db)
+    if args.work_dir:
+        work = Path(args.work_dir)
+    elif file is None:
+        work = Path("katib-work")
     else:
-        work = Path(args.work_dir) if args.work_dir else Path(db).with_name(Path(db).name + ".d")
+        work = file.with_name(file.name + ".d")
     return db, work
 
 
@@ -94,14 +149,23 @@ def open_control_plane(args, paths: list[str]):
     db, work = db_location(args)
     from katib.runtime import FakeControlPlane
     try:
-        return FakeControlPlane(db_url=db, work_dir=work), experiments
-    except KatibError as err:
+        file = sqlite_file(db)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        plane = FakeControlPlane(db_url=db, work_dir=work, seed=getattr(args, "seed", None),
+                                 max_parallel=parallel_cap(args))
+    except (KatibError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return None, []
+    return plane, experiments
 
 
-def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool) -> bool:
-    """Apply every experiment; False (after printing every field error) if one is invalid."""
+def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, parallel: int | None = None) -> bool:
+    """Apply every experiment; False (after printing every field error) if one is invalid.
+    Prints admission warnings, and one line when parallelTrialCount exceeds the `parallel` cap."""
+    from katib.api import validation
+
+    warnings = getattr(validation, "experiment_warnings", None)
     for exp in experiments:
         ref = f"{exp['metadata']['namespace']}/{exp['metadata'].get('name', '')}"
         try:
@@ -111,6 +175,13 @@ def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool) -> bo
             for fe in err.errors:
                 print(f"  {fe}", file=sys.stderr)
             return False
+        stored = plane.backend.get("Experiment", *ref.split("/", 1))
+        for text in warnings(stored) if warnings else ():
+            print(f"warning: {source}: Experiment {ref}: {text}", file=sys.stderr)
+        count = stored["spec"].get("parallelTrialCount") or 0
+        if parallel is not None and count > parallel:
+            print(f"[{ref}] parallelTrialCount {count} > --parallel {parallel}: "
+                  f"at most {parallel} trials run at once", file=sys.stderr)
         if not quiet:
             print(f"[{ref}] {how} (db: {plane.db.url})", file=sys.stderr)
     return True
@@ -119,26 +190,37 @@ def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool) -> bo
 def run(args) -> int:
     if not getattr(args, "fake", False):
         print("error: run needs the local backend: use `katib.py --fake run FILE`", file=sys.stderr)
-        return 2
-    plane, experiments = open_control_plane(args, [args.file])
-    if plane is None:
-        return 2
+        return EXIT_ERROR
+    plane, previous = None, None
     interrupted = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
-        if not apply_all(plane, experiments, source=args.file, quiet=args.quiet):
-            return 2
+        # Start-up (opening the DB, applying, recovering) may block, e.g. on a database server
+        # that does not answer: Ctrl-C interrupts it at once and is caught here.
+        plane, experiments = open_control_plane(args, [args.file])
+        if plane is None:
+            return EXIT_ERROR
+        if not apply_all(plane, experiments, source=args.file, quiet=args.quiet, parallel=parallel_cap(args)):
+            return EXIT_ERROR
         plane.start()
+        # From here Ctrl-C only sets a flag: the wait loop stops the plane in order.
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
         keys = [(e["metadata"]["namespace"], e["metadata"]["name"]) for e in experiments]
-        finished = wait_for(plane, keys, interrupted=interrupted, quiet=args.quiet)
-        if not finished:
-            print("\ninterrupted: trial processes stopped, state saved; run again to continue",
-                  file=sys.stderr)
-            return 130
+        code = wait_for(plane, keys, interrupted=interrupted, quiet=args.quiet)
+        if code is not None:
+            return code
         return print_results(plane, keys, args.output)
+    except KeyboardInterrupt:
+        return stop_interrupted()
     finally:
-        plane.stop(kill_jobs=True)
-        signal.signal(signal.SIGINT, previous)
+        if plane is not None:
+            plane.stop(kill_jobs=True)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def stop_interrupted() -> int:
+    print(f"\n{INTERRUPTED}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def is_done(exp: dict) -> bool:
@@ -148,54 +230,96 @@ def is_done(exp: dict) -> bool:
     return completed and not status.get("trialsRunning") and not status.get("trialsPending")
 
 
-def wait_for(plane, keys, *, interrupted: threading.Event, quiet: bool) -> bool:
+def running_ages(plane, exp: dict) -> list[float]:
+    """Seconds since each running trial process of `exp` started."""
+    started = plane.runner.running()
+    now = plane.clock.now()
+    ns = exp["metadata"]["namespace"]
+    return [now - started[key] for key in (f"{ns}/{t}" for t in (exp.get("status") or {}).get("runningTrialList") or ())
+            if key in started]
+
+
+def wait_for(plane, keys, *, interrupted: threading.Event, quiet: bool, stream=None,
+             heartbeat: float = HEARTBEAT_SECONDS) -> int | None:
+    """Show progress until every experiment is done (None), Ctrl-C (130) or a worker thread of
+    the plane failed (2, after `error: <why>`). On a terminal the line is rewritten in place;
+    otherwise a line is printed when something changes, and at least every `heartbeat` s."""
+    stream = stream or sys.stderr
     start = time.monotonic()
-    tty = sys.stderr.isatty()
-    last_line = ""
+    tty = stream.isatty()
+    printed: dict[tuple[str, str], tuple[str, float]] = {}   # key → (state shown, when)
     while not interrupted.is_set():
+        if plane.failed.is_set():
+            print(f"{chr(10) if tty else ''}error: {plane.failure}", file=stream)
+            return EXIT_ERROR
         exps = []
         for ns, name in keys:
             try:
                 exps.append(plane.backend.get("Experiment", ns, name))
             except NotFound:
-                print(f"[{ns}/{name}] was deleted", file=sys.stderr)
-                return True
+                print(f"[{ns}/{name}] was deleted", file=stream)
+                return None
         if not quiet:
-            for exp in exps:
-                line = report.progress_line(exp, elapsed=time.monotonic() - start)
-                if tty:
-                    sys.stderr.write("\r\033[K" + line)
-                    sys.stderr.flush()
-                elif line.split("|")[0] != last_line.split("|")[0]:
-                    print(line, file=sys.stderr)
-                last_line = line
+            show_progress(plane, exps, stream=stream, tty=tty, printed=printed,
+                          elapsed=time.monotonic() - start, heartbeat=heartbeat)
         if all(is_done(e) for e in exps):
             if tty and not quiet:
-                sys.stderr.write("\n")
-            return True
-        interrupted.wait(0.2 if tty else 0.1)
-    return False
+                stream.write("\n")
+            return None
+        interrupted.wait(0.2)
+    print(f"\n{INTERRUPTED}", file=stream)
+    return EXIT_INTERRUPTED
+
+
+def show_progress(plane, exps: list[dict], *, stream, tty: bool, printed: dict, elapsed: float,
+                  heartbeat: float) -> None:
+    now = time.monotonic()
+    lines = []
+    for exp in exps:
+        key = (exp["metadata"]["namespace"], exp["metadata"]["name"])
+        progress = report.progress(exp, elapsed=elapsed, running_ages=running_ages(plane, exp))
+        if tty:
+            lines.append(progress.line())
+            continue
+        shown, when = printed.get(key, ("", -heartbeat))
+        if progress.state != shown or now - when >= heartbeat:
+            print(progress.line(), file=stream)
+            printed[key] = (progress.state, now)
+    if tty:   # one line, rewritten in place: the first experiment still going, else the last
+        line = next((l for l, e in zip(lines, exps) if not is_done(e)), lines[-1] if lines else "")
+        stream.write("\r\033[K" + line)
+        stream.flush()
 
 
 def print_results(plane, keys, output: str) -> int:
-    results, code = [], 0
+    results, code = [], EXIT_OK
     for ns, name in keys:
         exp = plane.backend.get("Experiment", ns, name)
         trials = plane.backend.list("Trial", ns, labels={"experiment": name})
-        if report.last_condition(exp).get("type") != "Succeeded":
-            code = 1
+        if report.last_condition(exp).get("type") != "Succeeded" or not any(
+                report.trial_state(t) == "Succeeded" for t in trials):
+            code = EXIT_FAILED
         results.append((exp, trials))
-    if output == "json":
-        docs = [{"experiment": e, "trials": t} for e, t in results]
-        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, sort_keys=False))
-    else:
-        tables = []
-        for exp, trials in results:
-            text = report.final_table(exp, trials)
-            best = ((exp.get("status") or {}).get("currentOptimalTrial") or {}).get("bestTrialName")
-            if best:
-                path = plane.runner.output_path(f"{exp['metadata']['namespace']}/{best}")
-                text += f"\n\nOutput of the best trial: {path}"
-            tables.append(text)
-        print("\n\n".join(tables))
+    if output == "json":  # one shape whatever the count: a list
+        print(json.dumps([{"experiment": e, "trials": t} for e, t in results], indent=2))
+        return code
+    print("\n\n".join(result_text(plane, exp, trials) for exp, trials in results))
     return code
+
+
+def result_text(plane, exp: dict, trials: list[dict]) -> str:
+    ns = exp["metadata"]["namespace"]
+
+    def log_path(trial: str) -> str | None:
+        path = plane.runner.output_path(f"{ns}/{trial}")
+        return str(path) if path.exists() else None
+
+    try:
+        suggestion = plane.backend.get("Suggestion", ns, exp["metadata"]["name"])
+    except NotFound:
+        suggestion = None
+    text = report.final_table(exp, trials, suggestion=suggestion, log_path=log_path)
+    best = ((exp.get("status") or {}).get("currentOptimalTrial") or {}).get("bestTrialName")
+    if best:
+        text += f"\n\nOutput of the best trial: {plane.runner.output_path(f'{ns}/{best}')}"
+    return text
