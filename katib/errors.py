@@ -1,10 +1,12 @@
 """Exceptions that decide what the work queue does next.
 
 NotFound / AlreadyExists / Conflict mirror API-server answers; Invalid carries field errors;
-TemporaryError asks for a retry after a delay; PermanentError ends the object with a condition.
-Only the backends turn transport failures into these."""
+TemporaryError asks for a retry after a delay; PermanentError ends the object with a condition;
+StorageError stops the process (a full or read-only disk: retrying would wait for ever).
+Only the backends and the DB layer turn transport and driver failures into these."""
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -78,3 +80,24 @@ class PermanentError(KatibError):
     def __init__(self, message: str, *, reason: str = "ReconcileFailed"):
         super().__init__(message)
         self.reason = reason
+
+
+# OSError numbers that mean the storage itself refuses writes: waiting will not help.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO})
+
+
+class StorageError(KatibError):
+    """Durable storage cannot be written (disk full, read-only, I/O error). Not retried: the
+    process stops with this one line, which says what failed and on which path or URL."""
+
+    def __init__(self, message: str, *, where: str = ""):
+        super().__init__(message)
+        self.where = where
+
+
+def storage_error(err: BaseException, *, what: str, where: str) -> StorageError | None:
+    """A StorageError for an OSError that means the disk refuses writes, else None."""
+    if isinstance(err, OSError) and err.errno in STORAGE_ERRNOS:
+        reason = err.strerror or errno.errorcode.get(err.errno, str(err.errno))
+        return StorageError(f"{what} {where}: {reason}", where=where)
+    return None

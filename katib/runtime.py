@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from katib import failpoints
 from katib.errors import AlreadyExists, NotFound
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,12 @@ def install_defaults(backend, *, namespace: str = KATIB_NAMESPACE) -> None:
             backend.create(cm)
         except AlreadyExists:
             pass
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line: its message (first line) or, without one, its type."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def trial_environment() -> dict[str, str]:
@@ -110,45 +117,66 @@ class SelectivePersistence:
             fn(*args, **kwargs)
         elif pending:
             with self.table.transaction():
-                for fn, args, kwargs in pending:
+                for i, (fn, args, kwargs) in enumerate(pending):
+                    if i:  # crash tests: SIGKILL between two statements of one transaction
+                        failpoints.hit("persist-mid-transaction")
                     fn(*args, **kwargs)
 
 
 class FakeControlPlane:
-    """Everything `katib.py --fake` runs: durable fake API, controllers, local kubelet."""
+    """Everything `katib.py --fake` runs: durable fake API, controllers, local kubelet.
+
+    It first takes control of the database (katib.db.control): a second process on the same
+    database gets DatabaseLocked before it has written anything."""
 
     def __init__(self, *, db_url: str | None, work_dir: Path, status_interval: float = 0.2,
                  seed: int | None = None, clock=None, max_parallel: int | None = None):
-        from katib.backends.fake import FakeBackend
-        from katib.backends.kubelet import LocalKubelet
-        from katib.backends.local_runner import LocalRunner
         from katib.clock import Clock
         from katib.config import KatibConfig
-        from katib.controllers.context import Context
-        from katib.controllers.manager import Manager
-        from katib.db import ObjectTable, connect
+        from katib.db import acquire_control, connect
 
-        self.clock = clock or Clock()
-        self.config = KatibConfig.load(None)
-        self.db = connect(db_url)
-        self.backend = None
-        get_configmap = configmap_lookup(lambda: self.backend)
-
-        admission = experiment_admission(self.config, get_configmap)
-        persistence = None if db_url == ":memory:" else SelectivePersistence(ObjectTable(self.db))
-        self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence)
-        install_defaults(self.backend)
-        self.ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
-                           get_configmap=get_configmap, status_interval=status_interval, seed=seed)
-        self.manager = Manager(self.ctx)
-        self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
-        self.kubelet = LocalKubelet(self.backend, self.db, self.runner, clock=self.clock,
-                                    working_dir=str(Path.cwd()), max_running=max_parallel,
-                                    on_fatal=self.fail)
         self.failure: str | None = None      # why a worker thread could not go on (first one)
         self.failed = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.clock = clock or Clock()
+        self.config = KatibConfig.load(None)
+        self.db = connect(db_url)
+        try:
+            self.lease = acquire_control(self.db, on_lost=self.fail)
+        except BaseException:
+            self.db.close()
+            raise
+        try:
+            self._assemble(db_url=db_url, work_dir=work_dir, status_interval=status_interval,
+                           seed=seed, max_parallel=max_parallel)
+        except BaseException:  # a corrupt row, a full disk...: let the next process in
+            self._release()
+            raise
+
+    def _assemble(self, *, db_url, work_dir, status_interval, seed, max_parallel) -> None:
+        from katib.backends.fake import FakeBackend
+        from katib.backends.kubelet import LocalKubelet
+        from katib.backends.local_runner import LocalRunner
+        from katib.controllers.context import Context
+        from katib.controllers.manager import Manager
+        from katib.db import ObjectTable, ObservationStore
+
+        self.backend = None
+        get_configmap = configmap_lookup(lambda: self.backend)
+        admission = experiment_admission(self.config, get_configmap)
+        persistence = None if db_url == ":memory:" else SelectivePersistence(ObjectTable(self.db))
+        self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence)
+        install_defaults(self.backend)
+        self.observations = ObservationStore(self.db)
+        self.ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
+                           get_configmap=get_configmap, status_interval=status_interval, seed=seed,
+                           observations=self.observations)
+        self.manager = Manager(self.ctx, on_fatal=self.fail)
+        self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
+        self.kubelet = LocalKubelet(self.backend, self.db, self.runner, clock=self.clock,
+                                    working_dir=str(Path.cwd()), max_running=max_parallel,
+                                    on_fatal=self.fail)
 
     def fail(self, message: str) -> None:
         """A worker thread cannot go on (full disk, read-only database...): keep the first
@@ -161,9 +189,17 @@ class FakeControlPlane:
         self.kubelet.recover()
         self.manager.sync()
         self.kubelet.start()
-        self._thread = threading.Thread(target=self.manager.run, args=(self._stop,),
-                                        kwargs={"poll": 0.1}, name="manager", daemon=True)
+        self._thread = threading.Thread(target=self._run_manager, name="manager", daemon=True)
         self._thread.start()
+
+    def _run_manager(self) -> None:
+        """The controllers' thread: whatever ends it early stops the run with one line instead
+        of leaving the main loop waiting for progress that can no longer come."""
+        try:
+            self.manager.run(self._stop, poll=0.1)
+        except BaseException as err:  # noqa: BLE001 - the thread must not die silently
+            logger.exception("the controllers stopped")
+            self.fail(f"the controllers stopped: {one_line(err)}")
 
     def stop(self, *, kill_jobs: bool = False) -> None:
         self._stop.set()
@@ -172,7 +208,12 @@ class FakeControlPlane:
             self._thread.join(timeout=10)
         self.kubelet.close(kill=kill_jobs)
         self.manager.close()
+        self._release()
+
+    def _release(self) -> None:
         try:
             self.db.close()
         except Exception:
             logger.debug("db close failed", exc_info=True)
+        if self.lease is not None:  # after the last write: the next holder sees all of it
+            self.lease.release()

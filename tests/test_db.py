@@ -345,9 +345,22 @@ def test_unreachable_server_is_temporary(scheme):
 
 
 def test_unopenable_sqlite_file_is_permanent(tmp_path):
+    (tmp_path / "a-directory.db").mkdir()
     with pytest.raises(DatabaseError) as err:
-        connect(str(tmp_path / "missing-dir" / "k.db"))
+        connect(str(tmp_path / "a-directory.db"))
     assert not isinstance(err.value, TemporaryError)
+
+
+def test_missing_parent_directories_are_created(tmp_path):
+    connect(str(tmp_path / "runs" / "deep" / "k.db")).close()  # issue 6: `--db runs/x.db`
+    assert (tmp_path / "runs" / "deep" / "k.db").is_file()
+
+
+def test_parent_that_is_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "runs").write_text("")
+    with pytest.raises(DatabaseError) as err:
+        connect(str(tmp_path / "runs" / "k.db"))
+    assert str(err.value) == f"cannot create the directory of database {tmp_path}/runs/k.db: File exists"
 
 
 # -- objective value (controllers.md §3.4, without upstream's "unparseable = 0") -------------

@@ -1,4 +1,5 @@
-"""What every reconcile gets: the backend, the DB, the clock, the config and the shared index."""
+"""What every reconcile gets: the backend, the DB, the observation store, the clock, the config
+and the shared index."""
 from __future__ import annotations
 
 import contextlib
@@ -37,8 +38,14 @@ class Context:
     last_status_write: dict = field(default_factory=dict)
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random)
+    # The observation-store protocol (katib.db.ObservationStore: report/replace/get/delete/
+    # objective_value); the controllers never reach the DB's functions directly.
+    observations: Any = None
 
     def __post_init__(self):
+        if self.observations is None and self.db is not None:  # callers that pass only the DB
+            from katib.db import ObservationStore
+            self.observations = ObservationStore(self.db)
         if self.seed is not None:
             self.rng.seed(self.seed)
         self._own = threading.local()

@@ -1,11 +1,15 @@
 """The manager: watch events → work queue → reconcilers, with requeue and back-off.
 
 One thread processes the queue (reconciles never run concurrently), other threads (the
-local kubelet, a future HTTP API) only write objects, whose events enqueue keys here."""
+local kubelet, a future HTTP API) only write objects, whose events enqueue keys here.
+A StorageError (full or read-only disk) is not retried: the key is dropped and `on_fatal`
+gets one line, so that the process stops instead of retrying for ever (without `on_fatal`
+the error propagates to the caller)."""
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from katib.backends.base import DELETED, WatchEvent
 from katib.controllers.context import Context
@@ -13,7 +17,7 @@ from katib.controllers.experiment import reconcile_experiment
 from katib.controllers.queue import WorkQueue
 from katib.controllers.suggestion import reconcile_suggestion
 from katib.controllers.trial import reconcile_trial
-from katib.errors import Conflict, NotFound, PermanentError, TemporaryError
+from katib.errors import Conflict, NotFound, PermanentError, StorageError, TemporaryError, storage_error
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +30,9 @@ JOB_KINDS = ("Job", "TFJob", "PyTorchJob")
 
 
 class Manager:
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, *, on_fatal: Callable[[str], None] | None = None):
         self.ctx = ctx
+        self.on_fatal = on_fatal
         if ctx.queue is None:
             ctx.queue = WorkQueue(ctx.clock)
         self.queue = ctx.queue
@@ -81,15 +86,37 @@ class Manager:
             self.queue.add_after(key, err.delay)
         except PermanentError as err:
             logger.error("[%s/%s] %s: %s", ns, name, ctrl, err)
+        except StorageError as err:
+            self._fatal(key, err)
+        except OSError as err:
+            fatal = storage_error(err, what=f"[{ns}/{name}] {ctrl}: cannot write",
+                                  where=str(err.filename or "to disk"))
+            if fatal is None:
+                self._retry_later(key)
+            else:
+                self._fatal(key, fatal)
         except Exception:
-            delay = self.queue.add_rate_limited(key)
-            logger.exception("[%s/%s] %s reconcile failed (retry in %.2fs)", ns, name, ctrl, delay)
+            self._retry_later(key)
         else:
             self.queue.forget(key)
             if again is not None:
                 self.queue.add_after(key, again)
         finally:
             self.queue.done(key)
+
+    def _retry_later(self, key: tuple) -> None:
+        ctrl, ns, name = key
+        delay = self.queue.add_rate_limited(key)
+        logger.exception("[%s/%s] %s reconcile failed (retry in %.2fs)", ns, name, ctrl, delay)
+
+    def _fatal(self, key: tuple, err: StorageError) -> None:
+        """Storage refuses writes: retrying would only wait for ever. The key is not requeued
+        (what it was about to write was rolled back; a rerun after freeing space redoes it)."""
+        ctrl, ns, name = key
+        logger.error("[%s/%s] %s: %s (not retried)", ns, name, ctrl, err)
+        if self.on_fatal is None:
+            raise err
+        self.on_fatal(str(err))
 
     def run_until_idle(self, max_steps: int = 1_000_000) -> int:
         """Process every ready key (tests: a fake clock never moves by itself)."""

@@ -32,8 +32,7 @@ def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
     finalizers = meta.setdefault("finalizers", [])
     if meta.get("deletionTimestamp"):
         if FINALIZER in finalizers:
-            from katib.db import delete_observation_log
-            delete_observation_log(ctx.db, name)
+            ctx.observations.delete(name)
             finalizers.remove(FINALIZER)
             ctx.backend.update(trial)
         return None
@@ -133,12 +132,9 @@ def delete_job(ctx: Context, trial: dict, job: dict) -> None:
 
 
 def succeed_or_flag(ctx: Context, trial: dict, jname: str) -> None:
-    from katib.db import get_observation_log, objective_value
-
     objective = trial["spec"].get("objective") or {}
     metric = objective.get("objectiveMetricName", "")
-    logs = get_observation_log(ctx.db, trial["metadata"]["name"], metric_name=metric)
-    value = objective_value(logs, objective.get("type", ""))
+    value = ctx.observations.objective_value(trial["metadata"]["name"], metric, objective.get("type", ""))
     status = trial["status"]
     if value is None:
         fail(ctx, trial, c.TRIAL_METRICS_UNAVAILABLE_REASON,

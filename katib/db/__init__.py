@@ -4,6 +4,7 @@
     report_observation_log(db, "trial-1", logs)
     value = objective_value(get_observation_log(db, "trial-1", "accuracy"), "maximize")
     objects = ObjectTable(db)
+    lease = acquire_control(db)               # one controlling process; DatabaseLocked if taken
 """
 from katib.db.engine import (
     DEFAULT_SQLITE_PATH,
@@ -14,10 +15,12 @@ from katib.db.engine import (
     connect,
     redact,
 )
-from katib.db.objects import ObjectTable
+from katib.db.control import ControlLease, DatabaseLocked, acquire_control
+from katib.db.objects import CorruptObject, ObjectTable
 from katib.db.observations import (
     InvalidTimestamp,
     MetricLog,
+    ObservationStore,
     delete_observation_log,
     format_time,
     get_observation_log,
@@ -29,8 +32,9 @@ from katib.db.observations import (
 )
 
 __all__ = [
-    "DEFAULT_SQLITE_PATH", "Database", "DatabaseError", "DatabaseURLError", "DatabaseUnavailable",
-    "InvalidTimestamp", "MetricLog", "ObjectTable", "connect", "delete_observation_log",
+    "DEFAULT_SQLITE_PATH", "ControlLease", "CorruptObject", "Database", "DatabaseError",
+    "DatabaseLocked", "DatabaseURLError", "DatabaseUnavailable", "acquire_control",
+    "InvalidTimestamp", "MetricLog", "ObjectTable", "ObservationStore", "connect", "delete_observation_log",
     "format_time", "get_observation_log", "objective_value", "parse_time", "parse_value",
     "redact", "replace_observation_log", "report_observation_log",
 ]

@@ -7,8 +7,10 @@ parameters go to the driver. Tables are created when missing.
 
 One connection per Database, used under a re-entrant lock: every call is serialised, a
 `transaction()` holds the lock until it ends, so threads never interleave inside one.
-Driver errors become KatibErrors: DatabaseUnavailable (a TemporaryError: retry later) for
-connection/lock trouble, DatabaseError otherwise; messages carry the URL without password."""
+Driver errors become KatibErrors: StorageError for a full, read-only or failing disk (the
+process stops: retrying would wait for ever), DatabaseUnavailable (a TemporaryError: retry
+later) for connection/lock trouble, DatabaseError otherwise; messages carry the URL without
+password (for SQLite files, the absolute path)."""
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +25,7 @@ import peewee as pw
 from playhouse import db_url
 
 from katib.db.schema import FIELD_TYPES, Models, make_models
-from katib.errors import KatibError, TemporaryError
+from katib.errors import STORAGE_ERRNOS, KatibError, StorageError, TemporaryError, storage_error
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,12 @@ CONNECT_TIMEOUT = 5  # seconds, for server databases
 _IDLE_CHECK = 30.0  # seconds idle after which a server connection is pinged before use
 _SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "cache_size": -16000,
                    "temp_store": "memory"}
+# Driver errors meaning the storage refuses writes (sqlite3 messages, MySQL error numbers,
+# PostgreSQL SQLSTATEs: disk_full, read_only_sql_transaction, io_error).
+_STORAGE_TEXT = ("database or disk is full", "attempt to write a readonly database", "disk i/o error",
+                 "no space left on device", "read-only file system", "disk quota exceeded")
+_MYSQL_STORAGE = {1021, 1036, 1114, 1290, 1792}  # disk full, read-only table, table full, --read-only
+_PG_STORAGE = {"53100", "25006", "58030"}
 _SCHEMES = {"sqlite": "sqlite", "mysql": "mysql", "mariadb": "mysql",
             "postgresql": "postgresql", "postgres": "postgresql"}
 
@@ -69,12 +77,29 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def is_storage_failure(err: BaseException) -> bool:
+    """Whether a driver error (or the error it wraps) says the disk refuses writes."""
+    for e in (err, err.__context__):
+        if e is None:
+            continue
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            return True
+        if getattr(e, "pgcode", None) in _PG_STORAGE:
+            return True
+        if e.args and isinstance(e.args[0], int) and e.args[0] in _MYSQL_STORAGE:
+            return True
+        if any(text in str(e).lower() for text in _STORAGE_TEXT):
+            return True
+    return False
+
+
 class Database:
     """An open database: `kind` is "sqlite", "mysql" or "postgresql"; `url` has no password."""
 
-    def __init__(self, peewee_db: pw.Database, *, kind: str, url: str):
+    def __init__(self, peewee_db: pw.Database, *, kind: str, url: str, path: str | None = None):
         self.kind = kind
         self.url = url
+        self.path = path  # an SQLite file's absolute path (None: in memory or a server)
         self._pw = peewee_db
         self._lock = threading.RLock()
         self._last_used = time.monotonic()
@@ -90,6 +115,8 @@ class Database:
                 yield
             except pw.PeeweeException as err:
                 raise self._translate(err) from err
+            except OSError as err:
+                raise storage_error(err, what="database", where=self.where) or err
             finally:
                 self._last_used = time.monotonic()
 
@@ -109,6 +136,22 @@ class Database:
         """`SELECT 1`; raises DatabaseUnavailable when the database does not answer."""
         with self.session():
             self._pw.execute_sql("SELECT 1").fetchall()
+
+    @property
+    def name(self) -> str:
+        """The database name (a server's database, an SQLite file's path)."""
+        return self._pw.database
+
+    def new_connection(self) -> pw.Database:
+        """A second, connected peewee handle to the same server, for one thread's long session
+        (the control lock): never reconnected behind its owner's back."""
+        other = type(self._pw)(self._pw.database, thread_safe=False, autoconnect=False,
+                               field_types=FIELD_TYPES[self.kind], **self._pw.connect_params)
+        try:
+            other.connect()
+        except pw.PeeweeException as err:
+            raise DatabaseUnavailable(f"database cannot connect to {self.url}: {_first_line(err)}") from err
+        return other
 
     def close(self) -> None:
         with self._lock:
@@ -149,7 +192,15 @@ class Database:
         except Exception:  # already broken: forget it, the next call reconnects
             self._pw.dispose()
 
+    @property
+    def where(self) -> str:
+        """The path (SQLite file) or password-less URL that messages name."""
+        return self.path or self.url
+
     def _translate(self, err: BaseException, *, action: str = "error on") -> KatibError:
+        if is_storage_failure(err):
+            return StorageError(f"database {self.where} cannot be written: {_first_line(err)}",
+                                where=self.where)
         message = f"database {action} {self.url}: {_first_line(err)}"
         if isinstance(err, (pw.OperationalError, pw.InterfaceError)):
             if self.kind != "sqlite" and not self._pw.in_transaction():
@@ -163,11 +214,22 @@ class Database:
 
 def _sqlite(path: str, url: str) -> Database:
     memory = path in ("", ":memory:")
-    path = ":memory:" if memory else os.path.expanduser(path)
+    path = ":memory:" if memory else os.path.abspath(os.path.expanduser(path))
+    if not memory:
+        _make_parent(path)
     peewee_db = pw.SqliteDatabase(
         path, pragmas={} if memory else _SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE",
         thread_safe=False, check_same_thread=False, field_types=FIELD_TYPES["sqlite"])
-    return Database(peewee_db, kind="sqlite", url=url)
+    return Database(peewee_db, kind="sqlite", url=url, path=None if memory else path)
+
+
+def _make_parent(path: str) -> None:
+    """`--db runs/x.db` with no runs/ yet: create it (a bad parent is reported on connect)."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as err:
+        raise storage_error(err, what="cannot create the directory of database", where=path) or \
+            DatabaseError(f"cannot create the directory of database {path}: {err.strerror}") from None
 
 
 def _server(url: str, kind: str) -> Database:

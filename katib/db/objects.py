@@ -2,15 +2,62 @@
 
 The body is the object's JSON text; `resource_version` repeats metadata.resourceVersion so
 that a restarted backend can continue numbering above every version it ever handed out
-(`remove(..., resource_version=n)` records the version of a deletion for the same reason)."""
+(`remove(..., resource_version=n)` records the version of a deletion for the same reason).
+A row that cannot be an object (bad JSON, not an object, kind or metadata missing or not
+matching its key) stops load_all with CorruptObject naming the table, the row and the fault:
+starting on a partial picture could recreate what the lost row described."""
 from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
 
-from katib.db.engine import Database
+from katib.db.engine import Database, DatabaseError
 
 _WATERMARK = ("", "", "")  # (kind, namespace, name) of the row remembering deletion versions
+_TABLE = "objects"
+
+
+class CorruptObject(DatabaseError):
+    """A stored row is not a usable object; the message names the table, row and problem."""
+
+
+def _check_body(row: tuple[str, str, str], body: str) -> dict:
+    """The object of one row, or CorruptObject saying what is wrong with it."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise _corrupt(row, f"the body is not JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise _corrupt(row, f"the body is a JSON {type(obj).__name__}, not an object")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise _corrupt(row, "the body has no metadata object")
+    problem = _key_problem(row, obj, meta)
+    if problem:
+        raise _corrupt(row, problem)
+    return obj
+
+
+def _key_problem(row: tuple[str, str, str], obj: dict, meta: dict) -> str | None:
+    kind, namespace, name = row
+    if obj.get("kind") != kind:
+        return f"the body's kind is {obj.get('kind')!r}, not {kind!r}"
+    if meta.get("name") != name or (meta.get("namespace") or "") != namespace:
+        return f"the body's metadata names {meta.get('namespace')!r}/{meta.get('name')!r}"
+    version = meta.get("resourceVersion")
+    if not (isinstance(version, str) and version.isdigit()):
+        return f"metadata.resourceVersion {version!r} is not a number"
+    for field, kinds in (("creationTimestamp", str), ("uid", str), ("labels", dict),
+                         ("annotations", dict), ("ownerReferences", list), ("finalizers", list)):
+        if meta.get(field) is not None and not isinstance(meta[field], kinds):
+            return f"metadata.{field} is a JSON {type(meta[field]).__name__}"
+    return None
+
+
+def _corrupt(row: tuple[str, str, str], problem: str) -> CorruptObject:
+    kind, namespace, name = row
+    where = f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+    return CorruptObject(f"table {_TABLE}, row {where}: {problem}")
 
 
 def _key(obj: dict) -> tuple[str, str, str, int]:
@@ -39,12 +86,15 @@ class ObjectTable:
         return self._db.transaction()
 
     def load_all(self) -> list[dict]:
-        """Every stored object, in resource-version order."""
+        """Every stored object, in resource-version order (CorruptObject for a bad row)."""
         m = self._model
         with self._db.session():
-            bodies = list(m.select(m.body).where(m.kind != "")
-                          .order_by(m.resource_version, m.kind, m.namespace, m.name).tuples())
-        return [json.loads(body) for (body,) in bodies]
+            rows = list(m.select(m.kind, m.namespace, m.name, m.body).where(m.kind != "")
+                        .order_by(m.resource_version, m.kind, m.namespace, m.name).tuples())
+        try:
+            return [_check_body((kind, ns, name), body) for kind, ns, name, body in rows]
+        except CorruptObject as err:
+            raise CorruptObject(f"database {self._db.where}: {err}") from None
 
     def put(self, obj: dict) -> None:
         """Insert or replace the object stored under its kind/namespace/name."""

@@ -150,3 +150,33 @@ def objective_value(logs: Iterable[Any], objective_type: str) -> float | None:
     if kind == "maximize":
         return max(values)
     return values[0]
+
+
+class ObservationStore:
+    """The observation-store protocol between the controllers (and the metrics collector) and
+    the DB: what the trial controller and the kubelet call instead of the functions above, so
+    that the collector issue can put this seam behind HTTP (upstream's DB manager API)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def report(self, trial_name: str, logs: Iterable[Any]) -> int:
+        """Append records (ReportObservationLog); returns rows written."""
+        return report_observation_log(self.db, trial_name, logs)
+
+    def replace(self, trial_name: str, logs: Iterable[Any]) -> int:
+        """Replace every record of the trial atomically (a re-read never duplicates)."""
+        return replace_observation_log(self.db, trial_name, logs)
+
+    def get(self, trial_name: str, metric_name: str | None = None, *,
+            start_time: str | None = None, end_time: str | None = None) -> list[MetricLog]:
+        """GetObservationLog: records in time order, optionally one metric and a time range."""
+        return get_observation_log(self.db, trial_name, metric_name, start_time, end_time)
+
+    def delete(self, trial_name: str) -> int:
+        """DeleteObservationLog: forget the trial's records (its finalizer calls this)."""
+        return delete_observation_log(self.db, trial_name)
+
+    def objective_value(self, trial_name: str, metric_name: str, objective_type: str) -> float | None:
+        """The trial's observation of `metric_name`: min or max as the objective type says."""
+        return objective_value(self.get(trial_name, metric_name), objective_type)
