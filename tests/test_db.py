@@ -15,6 +15,7 @@ import pytest
 
 from collector import parse_text
 from katib.db import (
+    CorruptObject,
     DatabaseError,
     DatabaseUnavailable,
     DatabaseURLError,
@@ -416,3 +417,108 @@ def test_replace_observation_log_is_atomic_and_idempotent(db_url):
         replace_observation_log(db, "t1", [MetricLog("not a time", "acc", "0.9")])
     assert [log.value for log in get_observation_log(db, "t1", "acc")] == ["0.5", "0.7"]
     db.close()
+
+
+# -- corrupt object rows (issue 6, defect 8): one line naming table, row and fault ----------
+@pytest.mark.parametrize("body,problem", [
+    ("{not json", "the body is not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    ("[1,2]", "the body is a JSON list, not an object"),
+    ('{"metadata": {"name": "t1", "namespace": "default", "resourceVersion": "1"}}',
+     "the body's kind is None, not 'Trial'"),
+    ('{"kind": "Trial"}', "the body has no metadata object"),
+    ('{"kind": "Trial", "metadata": []}', "the body has no metadata object"),
+    ('{"kind": "Trial", "metadata": {"name": "t2", "namespace": "default", "resourceVersion": "1"}}',
+     "the body's metadata names 'default'/'t2'"),
+    ('{"kind": "Trial", "metadata": {"name": "t1", "namespace": "default", "resourceVersion": "x"}}',
+     "metadata.resourceVersion 'x' is not a number"),
+    ('{"kind": "Trial", "metadata": {"name": "t1", "namespace": "default", "resourceVersion": "1", '
+     '"labels": [1]}}', "metadata.labels is a JSON list"),
+    ("[" * 100_000, "the body is not JSON (maximum recursion depth exceeded while decoding a JSON array from a unicode string)"),
+])
+def test_corrupt_object_row_is_named(tmp_path, body, problem):
+    path = tmp_path / "k.db"
+    db = connect(str(path))
+    table = ObjectTable(db)
+    table.put(make_obj("t0", 1))
+    table.put(make_obj("t1", 2))
+    with sqlite3.connect(path) as conn:  # edited outside katib, as a user or a bad disk would
+        conn.execute("UPDATE objects SET body = ? WHERE name = 't1'", (body,))
+    with pytest.raises(CorruptObject) as err:
+        table.load_all()
+    assert str(err.value) == f"database {path}: table objects, row Trial/default/t1: {problem}"
+    assert isinstance(err.value, KatibError)
+
+
+# -- storage that refuses writes (issue 6, defect 7): StorageError, never a retry ------------
+READ_ONLY_SESSION = {"sqlite": "PRAGMA query_only = 1", "mysql": "SET SESSION TRANSACTION READ ONLY",
+                     "postgresql": "SET default_transaction_read_only = on"}
+
+
+def test_read_only_database_is_a_storage_error(db):
+    from katib.errors import StorageError
+
+    with db.session():  # the server (or file) refuses writes from now on, as a read-only disk does
+        db._pw.execute_sql(READ_ONLY_SESSION[db.kind])
+    with pytest.raises(StorageError) as err:
+        report_observation_log(db, "t", [log(T, "loss", "0.5")])
+    assert not isinstance(err.value, TemporaryError)
+    assert str(err.value).startswith(f"database {db.where} cannot be written: ")
+    assert "\n" not in str(err.value) and ("readonly" in str(err.value) or "read-only" in str(err.value)
+                                           or "READ ONLY" in str(err.value))
+
+
+def test_full_sqlite_file_is_a_storage_error(tmp_path):
+    from katib.errors import StorageError
+
+    db = connect(str(tmp_path / "k.db"))
+    with db.session():  # a real SQLITE_FULL: the file may not grow beyond its current pages
+        pages = db._pw.execute_sql("PRAGMA page_count").fetchone()[0]
+        db._pw.execute_sql(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(StorageError) as err:
+        report_observation_log(db, "t", [log(T, "loss", "x" * 1000)] * 200)
+    assert str(err.value) == f"database {tmp_path / 'k.db'} cannot be written: database or disk is full"
+    assert get_observation_log(db, "t") == []  # all or nothing
+
+
+@pytest.mark.parametrize("err,storage", [
+    (sqlite3.OperationalError("disk I/O error"), True),
+    (sqlite3.OperationalError("database is locked"), False),
+    (OSError(28, "No space left on device"), True),
+    (OSError(30, "Read-only file system"), True),
+    (OSError(2, "No such file or directory"), False),
+])
+def test_which_driver_errors_mean_storage(err, storage):
+    from katib.db.engine import is_storage_failure
+
+    assert is_storage_failure(err) is storage
+
+
+def test_driver_error_codes_mean_storage():
+    import pymysql
+
+    from katib.db.engine import is_storage_failure
+
+    class PgError(Exception):
+        def __init__(self, pgcode):
+            super().__init__("ERROR")
+            self.pgcode = pgcode
+
+    assert is_storage_failure(pymysql.err.OperationalError(1114, "The table 'objects' is full"))
+    assert is_storage_failure(pymysql.err.OperationalError(1021, "Disk full"))
+    assert not is_storage_failure(pymysql.err.OperationalError(2013, "Lost connection"))
+    assert is_storage_failure(PgError("53100")) and not is_storage_failure(PgError("40001"))
+
+
+# -- the observation store protocol ------------------------------------------------------------
+def test_observation_store_over_the_db(db):
+    from katib.db import ObservationStore
+
+    store = ObservationStore(db)
+    assert store.report("t1", [log(T, "loss", "0.5"), log(T, "acc", "0.7")]) == 2
+    assert store.replace("t1", [log(T, "acc", "0.9"), log("2017-01-01T00:00:00Z", "acc", "0.8")]) == 2
+    assert store.get("t1", "acc") == [log(T, "acc", "0.9"), log("2017-01-01T00:00:00Z", "acc", "0.8")]
+    assert store.get("t1", "acc", start_time="2017-01-01T00:00:00Z") == [log("2017-01-01T00:00:00Z", "acc", "0.8")]
+    assert store.objective_value("t1", "acc", "minimize") == 0.8
+    assert store.objective_value("t1", "acc", "maximize") == 0.9
+    assert store.objective_value("t1", "loss", "maximize") is None
+    assert store.delete("t1") == 2 and store.get("t1") == []
