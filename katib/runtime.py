@@ -129,6 +129,8 @@ class FakeControlPlane:
     It first takes control of the database (katib.db.control): a second process on the same
     database gets DatabaseLocked before it has written anything."""
 
+    read_only = False
+
     def __init__(self, *, db_url: str | None, work_dir: Path, status_interval: float = 0.2,
                  seed: int | None = None, clock=None, max_parallel: int | None = None):
         from katib.clock import Clock
@@ -217,3 +219,105 @@ class FakeControlPlane:
             logger.debug("db close failed", exc_info=True)
         if self.lease is not None:  # after the last write: the next holder sees all of it
             self.lease.release()
+
+
+# -- read-only access to a database another process controls --------------------------------
+class StoredObjects:
+    """A read-only backend over the stored objects (get and list, as FakeBackend answers them),
+    for showing results without taking control of the database."""
+
+    def __init__(self, objects: list[dict]):
+        # creation order, as the fake backend lists (ties: resource-version order of load_all)
+        ordered = sorted(enumerate(objects), key=lambda io: (
+            io[1]["metadata"].get("creationTimestamp") or "", io[0]))
+        self._objects = [obj for _, obj in ordered]
+
+    def get(self, kind: str, namespace: str, name: str, *, readonly: bool = False) -> dict:
+        from katib.controllers.context import json_copy
+
+        for obj in self._objects:
+            meta = obj["metadata"]
+            if obj["kind"] == kind and meta.get("namespace", "") == namespace and meta["name"] == name:
+                return obj if readonly else json_copy(obj)
+        raise NotFound(f'{kind} "{name}" not found')
+
+    def list(self, kind: str, namespace: str | None = None, *, labels=None) -> list[dict]:
+        from katib.backends.base import matches_labels
+        from katib.controllers.context import json_copy
+
+        return [json_copy(o) for o in self._objects if o["kind"] == kind
+                and (not namespace or o["metadata"].get("namespace", "") == namespace)
+                and matches_labels(o, labels)]
+
+
+class JobPaths:
+    """Where the local runner keeps a job's output (LocalRunner.output_path, nothing created)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).absolute()
+
+    def output_path(self, key: str) -> Path:
+        from katib.backends.local_wrapper import dir_name
+        return self.root / dir_name(key) / "output.log"
+
+
+class ReadOnlyPlane:
+    """What `run` shows when another process controls the database and every experiment of
+    FILE is stored there, with the same spec, and finished: backend (StoredObjects), runner
+    (JobPaths), db; start/stop touch nothing."""
+
+    read_only = True
+
+    def __init__(self, *, db, backend: StoredObjects, work_dir: Path, locked: Exception):
+        self.db = db
+        self.backend = backend
+        self.runner = JobPaths(Path(work_dir) / "jobs")
+        self.locked = locked          # the DatabaseLocked that made this view read-only
+        self.failure: str | None = None
+        self.failed = threading.Event()
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, *, kill_jobs: bool = False) -> None:
+        self.db.close()
+
+
+def open_read_only(*, db_url: str | None, work_dir: Path, experiments: list[dict],
+                   locked: Exception) -> ReadOnlyPlane | None:
+    """A ReadOnlyPlane when every experiment of FILE is stored with the same (defaulted) spec
+    and finished; None when `run` would have to take control (then: exit 2 with `locked`)."""
+    from katib.config import KatibConfig
+    from katib.db import ObjectTable, connect
+
+    db = connect(db_url)
+    try:
+        backend = StoredObjects(ObjectTable(db).load_all())
+        admission = experiment_admission(KatibConfig.load(None), configmap_lookup(lambda: backend))
+        if all(_finished_as_applied(backend, admission, exp) for exp in experiments):
+            return ReadOnlyPlane(db=db, backend=backend, work_dir=work_dir, locked=locked)
+    except BaseException:
+        db.close()
+        raise
+    db.close()
+    return None
+
+
+def _finished_as_applied(backend: StoredObjects, admission, exp: dict) -> bool:
+    from katib.controllers.context import json_copy
+    from katib.controllers.trial import is_completed
+    from katib.errors import Invalid
+
+    meta = exp["metadata"]
+    try:
+        stored = backend.get("Experiment", meta["namespace"], meta["name"], readonly=True)
+        wanted = admission("CREATE", json_copy(exp), None)
+    except (NotFound, Invalid):
+        return False
+    if wanted.get("spec") != stored.get("spec") or not is_completed(
+            (stored.get("status") or {}).get("conditions") or []):
+        return False
+    status = stored["status"]
+    trials = backend.list("Trial", meta["namespace"], labels={"experiment": meta["name"]})
+    return not status.get("trialsRunning") and not status.get("trialsPending") and all(
+        is_completed((t.get("status") or {}).get("conditions") or []) for t in trials)

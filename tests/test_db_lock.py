@@ -2,6 +2,7 @@
 file, MariaDB and PostgreSQL, with real holder processes killed by SIGKILL."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -169,3 +170,118 @@ def test_control_plane_that_fails_to_start_lets_go(tmp_path):
     with pytest.raises(KatibError, match="table objects"):
         FakeControlPlane(db_url=str(path), work_dir=tmp_path)
     acquire_control(connect(str(path))).release()
+
+
+# -- end to end: real `katib.py` processes on one SQLite file ---------------------------------
+SLEEPY = {
+    "apiVersion": "kubeflow.org/v1alpha3", "kind": "Experiment",
+    "metadata": {"name": "sleepy", "namespace": "default"},
+    "spec": {
+        "objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+        "algorithm": {"algorithmName": "grid"},
+        "parallelTrialCount": 2, "maxTrialCount": 6, "maxFailedTrialCount": 0,
+        "parameters": [{"name": "x", "parameterType": "int", "feasibleSpace": {"min": "10", "max": "30"}}],
+        "trialTemplate": {"goTemplate": {"rawTemplate": """apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{.Trial}}
+  namespace: {{.NameSpace}}
+spec:
+  template:
+    spec:
+      containers:
+      - name: main
+        image: none
+        command: ["sh", "-c"]
+        args: ["sleep 1; echo accuracy=0.{{range .HyperParameters}}{{.Value}}{{end}}"]
+      restartPolicy: Never
+"""}},
+    },
+}
+
+
+def katib_cmd(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "katib.py"), "--fake", *args]
+
+
+class Started:
+    """A background katib process whose stderr is read line by line (and always drained)."""
+
+    def __init__(self, argv: list[str], *, cwd: Path, ready: str):
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._ready, self._mark = threading.Event(), ready
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self._ready.wait(60), "".join(self.lines)  # it has control once it says `ready`
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if self._mark in line:
+                self._ready.set()
+        self._ready.set()
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout)
+        self._reader.join(10)
+        return self.proc.returncode, out
+
+
+def holder_line(db: Path, pid: int, command: str) -> str:
+    return (f"error: database {db} is in use by another katib process: pid {pid} on "
+            f"{socket.gethostname()} since ") + "{since} " + f"({command})"
+
+
+def assert_refused(done, db: Path, holder: subprocess.Popen) -> None:
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    head, _, tail = holder_line(db, holder.pid, " ".join(holder.args[1:])).partition("{since}")
+    assert line.startswith(head) and line.endswith(tail) and re.fullmatch(SINCE, line[len(head):-len(tail)]), line
+
+
+def test_concurrent_runs_on_one_database_run_each_trial_once(tmp_path):
+    exp, db = tmp_path / "exp.yaml", tmp_path / "k.db"
+    exp.write_text(json.dumps(SLEEPY))
+    first = Started(katib_cmd("run", str(exp), "--db", str(db), "-o", "json"), cwd=tmp_path, ready="[default/sleepy]")
+    try:
+        second = subprocess.run(katib_cmd("run", str(exp), "--db", str(db), "-o", "json"), cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+        assert first.proc.poll() is None, "the first run ended too early for this test"
+        assert_refused(second, db, first.proc)  # not finished yet: no read-only results either
+        assert second.stdout == ""
+        code, out = first.finish()
+    finally:
+        first.proc.kill()
+    assert code == 0, "".join(first.lines)
+    [result] = json.loads(out)
+    assert len(result["trials"]) == 6
+    assert len(list((tmp_path / "k.db.d" / "jobs").iterdir())) == 6
+
+    serve = Started(katib_cmd("serve", "--db", str(db)), cwd=tmp_path, ready="control plane running")
+    try:
+        # finished, same spec: the results, read-only, exit code by results
+        shown = subprocess.run(katib_cmd("run", str(exp), "--db", str(db), "-o", "json"), cwd=tmp_path,
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        [again] = json.loads(shown.stdout)
+        assert sorted(t["metadata"]["name"] for t in again["trials"]) == \
+            sorted(t["metadata"]["name"] for t in result["trials"])
+        table = subprocess.run(katib_cmd("run", str(exp), "--db", str(db)), cwd=tmp_path,
+                               capture_output=True, text=True, timeout=60)
+        assert table.returncode == 0 and "Best trial: sleepy-" in table.stdout, table.stderr
+        best_log = Path(table.stdout.rstrip().splitlines()[-1].split(": ", 1)[1])
+        assert best_log.is_file() and "accuracy=" in best_log.read_text()
+        # a changed spec needs control: refused, naming serve
+        changed = dict(SLEEPY, spec=dict(SLEEPY["spec"], maxTrialCount=8))
+        exp.write_text(json.dumps(changed))
+        refused = subprocess.run(katib_cmd("run", str(exp), "--db", str(db)), cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=60)
+        assert_refused(refused, db, serve.proc)
+        other_serve = subprocess.run(katib_cmd("serve", "--db", str(db)), cwd=tmp_path,
+                                     capture_output=True, text=True, timeout=60)
+        assert_refused(other_serve, db, serve.proc)
+    finally:
+        serve.proc.send_signal(signal.SIGINT)
+        serve.finish(30)

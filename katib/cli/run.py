@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from katib import report
-from katib.errors import AlreadyExists, Invalid, KatibError, NotFound
+from katib.errors import AlreadyExists, Invalid, KatibError, NotFound, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +135,10 @@ def apply(backend, exp: dict) -> str:
     return "continued"
 
 
-def open_control_plane(args, paths: list[str]):
+def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
     """Read the Experiments of `paths` and open the local control plane: (plane, experiments),
-    or (None, []) after printing one line per problem."""
+    or (None, []) after printing one line per problem. `read_only_ok`: on a database another
+    process controls, a read-only view (plane.read_only) if these experiments are finished there."""
     experiments: list[dict] = []
     for path in paths:
         found, problems = load_experiments(path, args.namespace)
@@ -147,13 +148,19 @@ def open_control_plane(args, paths: list[str]):
             return None, []
         experiments += found
     db, work = db_location(args)
-    from katib.runtime import FakeControlPlane
+    from katib.db import DatabaseLocked
+    from katib.runtime import FakeControlPlane, open_read_only
     try:
         file = sqlite_file(db)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
-        plane = FakeControlPlane(db_url=db, work_dir=work, seed=getattr(args, "seed", None),
-                                 max_parallel=parallel_cap(args))
+        try:
+            plane = FakeControlPlane(db_url=db, work_dir=work, seed=getattr(args, "seed", None),
+                                     max_parallel=parallel_cap(args))
+        except DatabaseLocked as locked:
+            plane = read_only_ok and open_read_only(db_url=db, work_dir=work, experiments=experiments, locked=locked)
+            if not plane:
+                raise
     except (KatibError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return None, []
@@ -174,6 +181,9 @@ def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, paral
             print(f"{source}: Experiment {ref} is invalid:", file=sys.stderr)
             for fe in err.errors:
                 print(f"  {fe}", file=sys.stderr)
+            return False
+        except StorageError as err:  # a full or read-only disk: one line, exit 2
+            print(f"error: {err}", file=sys.stderr)
             return False
         stored = plane.backend.get("Experiment", *ref.split("/", 1))
         for text in warnings(stored) if warnings else ():
@@ -196,9 +206,12 @@ def run(args) -> int:
     try:
         # Start-up (opening the DB, applying, recovering) may block, e.g. on a database server
         # that does not answer: Ctrl-C interrupts it at once and is caught here.
-        plane, experiments = open_control_plane(args, [args.file])
+        plane, experiments = open_control_plane(args, [args.file], read_only_ok=True)
         if plane is None:
             return EXIT_ERROR
+        if plane.read_only:  # another process controls the DB; these experiments are finished
+            return print_results(plane, [(e["metadata"]["namespace"], e["metadata"]["name"]) for e in experiments],
+                                 args.output)
         if not apply_all(plane, experiments, source=args.file, quiet=args.quiet, parallel=parallel_cap(args)):
             return EXIT_ERROR
         plane.start()
