@@ -251,3 +251,31 @@ def test_real_full_disk_stops_run_and_rerun_continues(tmp_path, exp_file, small_
     again = katib("--fake", "run", str(tmp_path / "exp2.yaml"), "--db", str(db), "-q", "-o", "json", *work,
                   cwd=tmp_path)
     check_finished_once_each(tmp_path, again)
+
+
+# -- a crash inside a multi-object write ---------------------------------------------------------
+TWO_WRITES = r"""
+import sys
+from katib.db import ObjectTable, connect
+from katib.runtime import SelectivePersistence
+
+persistence = SelectivePersistence(ObjectTable(connect(sys.argv[1])))
+with persistence.transaction():
+    for name in ("first", "second"):
+        persistence.put({"kind": "Trial", "metadata": {"name": name, "namespace": "default", "resourceVersion": "1"}})
+"""
+
+
+@pytest.mark.parametrize("armed", [True, False])
+def test_sigkill_between_the_statements_of_one_transaction_writes_nothing(tmp_path, armed):
+    from katib.db import ObjectTable, connect
+
+    db = tmp_path / "k.db"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KATIB_FAILPOINTS="persist-mid-transaction" if armed else "")
+    done = subprocess.run([sys.executable, "-c", TWO_WRITES, str(db)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    names = {o["metadata"]["name"] for o in ObjectTable(connect(str(db))).load_all()}
+    if armed:
+        assert done.returncode == -9 and names == set()  # killed after the first statement: rolled back
+    else:
+        assert done.returncode == 0 and names == {"first", "second"}, done.stderr
