@@ -283,7 +283,7 @@ def test_crash_between_recording_assignments_and_creating_trials(world):
     """Assignments recorded but no Trial created: a fresh control plane creates exactly those."""
     world.backend.inject(op="create", kind="Trial", error=RuntimeError("crash"), times=1)
     world.apply(make_experiment(parallel_trial_count=2, max_trial_count=2))
-    world.run_until_idle()
+    world.run_until_idle(jump_clock=False)  # the process "dies" before its retry is due
     recorded = [s["name"] for s in world.suggestion()["status"]["suggestions"]]
     assert len(recorded) == 2 and world.trials() == []
     world.manager.sync()

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from katib.backends.kubelet import JOB_KINDS, complete_job, job_key
 from katib.clock import FakeClock, rfc3339
+from katib.controllers.queue import WorkQueue
+
+MAX_CLOCK_JUMPS = 200  # per run_until_idle: a key failing for ever is retried this often, then left due
 
 
 def make_experiment(*, name: str = "exp", namespace: str = "default", algorithm: str = "random",
@@ -120,8 +123,17 @@ class TestKubelet:
         self.world.backend.update_status(job)
 
 
+class SteppedQueue(WorkQueue):
+    """The manager's work queue, telling the test when its next delayed key is due."""
+
+    def next_due(self) -> float | None:
+        with self._cond:
+            return self._delayed[0][0] if self._delayed else None
+
+
 class World:
-    def __init__(self, *, seed: int = 7, db_url: str = ":memory:", persistence=None, metric: str = "accuracy"):
+    def __init__(self, *, seed: int = 7, db_url: str = ":memory:", persistence=None, metric: str = "accuracy",
+                 status_interval: float = 0.0):
         from katib.backends.fake import FakeBackend
         from katib.config import KatibConfig
         from katib.controllers.context import Context
@@ -139,7 +151,8 @@ class World:
         self.backend = FakeBackend(clock=self.clock, admit=experiment_admission(self.config, get_configmap),
                                    persistence=persistence)
         self.ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
-                           get_configmap=get_configmap, seed=seed)
+                           get_configmap=get_configmap, seed=seed, status_interval=status_interval,
+                           queue=SteppedQueue(self.clock))
         self.manager = Manager(self.ctx)
         self.jobs = TestKubelet(self)
 
@@ -149,8 +162,23 @@ class World:
     def apply(self, obj: dict) -> dict:
         return self.backend.create(obj)
 
-    def run_until_idle(self) -> int:
-        return self.manager.run_until_idle()
+    def run_until_idle(self, *, jump_clock: bool = True) -> int:
+        """Process every ready key; then jump the fake clock to the next delayed key (a
+        requeue after a delay, a back-off) and go on, until nothing is due any more (at most
+        MAX_CLOCK_JUMPS jumps). Returns the number of reconciles. `jump_clock=False`: only
+        what is ready now, the clock stays (a crash before a retry came)."""
+        steps = self.manager.run_until_idle()
+        for _ in range(MAX_CLOCK_JUMPS if jump_clock else 0):
+            due = self.manager.queue.next_due()
+            if due is None:
+                break
+            self.clock.set(due)
+            steps += self.manager.run_until_idle()
+        return steps
+
+    def next_due(self) -> float | None:
+        """When the next delayed key is due (fake-clock seconds), None when none waits."""
+        return self.manager.queue.next_due()
 
     def advance(self, seconds: float) -> int:
         self.clock.advance(seconds)
