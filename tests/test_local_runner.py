@@ -17,7 +17,8 @@ import pytest
 
 from katib.backends import local_process as lp
 from katib.backends import local_wrapper as lw
-from katib.backends.local_runner import DEADLINE_MESSAGE, JobOutcome, LocalRunner, job_status
+from katib.backends.local_outcome import DEADLINE_MESSAGE, JobOutcome, batch_job_status
+from katib.backends.local_runner import LocalRunner
 from katib.backends.local_wrapper import dir_name, key_of
 from katib.clock import FakeClock, rfc3339
 
@@ -282,11 +283,11 @@ NOW = 1_600_000_050.0
          "message": "Job was active longer than specified deadline"}]}),
 ])
 def test_job_status_is_what_the_job_controller_writes(outcome, started, expected):
-    assert job_status(outcome, started, NOW) == expected
+    assert batch_job_status(outcome, started, NOW) == expected
 
 
 def test_job_status_of_a_running_job_can_keep_its_start_time():
-    assert job_status(None, True, NOW, start_time=1_600_000_000.0)["startTime"] == "2020-09-13T12:26:40Z"
+    assert batch_job_status(None, True, NOW, start_time=1_600_000_000.0)["startTime"] == "2020-09-13T12:26:40Z"
 
 
 # ---------------------------------------------------------------------------- running processes
@@ -307,11 +308,36 @@ def test_success_is_completed_and_leaves_the_files(runner, tmp_path):
 
 
 # `$$$$`: Kubernetes turns `$$` into `$` before the shell sees the command.
-@pytest.mark.parametrize("script, code", [("exit 3", 3), ("kill -9 $$$$", 137), ("kill -TERM $$$$", 143)])
-def test_failure_reports_the_exit_code(runner, script, code):
+@pytest.mark.parametrize("script, code, message", [
+    ("exit 3", 3, "exit code 3"),
+    ("kill -9 $$$$", 137, "killed by signal 9 (SIGKILL)"),
+    ("kill -TERM $$$$", 143, "killed by signal 15 (SIGTERM)"),
+    ("trian.py --lr=0.1", 127, "exit code 127: command not found: sh: 1: trian.py: not found"),
+    ("touch plain; ./plain", 126, "exit code 126: command not executable: sh: 1: ./plain: Permission denied"),
+])
+def test_failure_says_how_the_command_ended_and_where_its_output_is(runner, script, code, message):
     outcome = run(runner, sh(script))
+    output = runner.output_path("default/trial-1")
     assert (outcome.succeeded, outcome.exit_code, outcome.reason, outcome.message) == \
-        (False, code, "Error", f"exit code {code}")
+        (False, code, "Error", f"{message}; output: {output}")
+
+
+def test_an_interpreter_that_cannot_be_executed_is_named(runner, tmp_path):
+    """The wrapper's exec (setsid) fails: exit 126/127 with its own line naming the command."""
+    script = tmp_path / "script.sh"
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+    outcome = run(runner, make_job([str(script)]))
+    assert outcome.reason == "Error" and outcome.exit_code in (126, 127)
+    assert outcome.message.startswith(f"exit code {outcome.exit_code}: command not")
+    assert str(script) in outcome.message
+
+
+def test_a_very_long_output_path_is_left_out_of_the_message(tmp_path):
+    from katib.backends.local_outcome import with_output
+
+    assert with_output("exit code 2", tmp_path / "o.log") == f"exit code 2; output: {tmp_path / 'o.log'}"
+    assert with_output("exit code 2", Path("/" + "x" * 400)) == "exit code 2"
 
 
 def test_env_and_var_expansion_reach_the_process(runner):
@@ -408,8 +434,10 @@ def test_deadline_kills_the_whole_process_group(runners, fifo):
     assert runner.wait(0) == [] and all(is_running(p) for p in family)
     clock.advance(61)
     outcome = wait_for(runner, "default/trial-1")["default/trial-1"]
+    output = runner.output_path("default/trial-1")
     assert (outcome.succeeded, outcome.reason, outcome.message) == \
-        (False, "DeadlineExceeded", "Job was active longer than specified deadline")
+        (False, "DeadlineExceeded", "Job was active longer than specified deadline "
+                                    f"(activeDeadlineSeconds: 60); output: {output}")
     assert outcome.exit_code == 128 + signal.SIGTERM
     assert all(exits_within(p) for p in family)
 
@@ -428,7 +456,8 @@ def test_stop_kills_the_group_and_keeps_the_files(runner, fifo, tmp_path):
     runner.stop("default/trial-1")
     runner.stop("default/trial-1")  # idempotent
     outcome = wait_for(runner, "default/trial-1")["default/trial-1"]
-    assert (outcome.succeeded, outcome.reason, outcome.message) == (False, "Deleted", "Job was deleted")
+    assert (outcome.succeeded, outcome.reason, outcome.message) == \
+        (False, "Deleted", f"Job was deleted; output: {runner.output_path('default/trial-1')}")
     assert exits_within(grandchild)
     assert runner.output_path("default/trial-1").read_text() == "started\n"
     assert (tmp_path / "jobs" / "default_trial-1" / "job.json").exists()

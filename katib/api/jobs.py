@@ -1,12 +1,17 @@
 """The job kinds a trial may run (batch/v1 Job, kubeflow.org/v1 TFJob and PyTorchJob) and
-where their pod templates are. Pure."""
+where their pod templates are. Pure. `JOB_KINDS` is the one list of these kinds."""
 from __future__ import annotations
+
+from katib.api.constants import SUPPORTED_JOB_GVKS
+
+JOB_KINDS = tuple(kind for _, kind in SUPPORTED_JOB_GVKS)
 
 POD_TEMPLATE_PATHS = {
     "Job": lambda job: [job.get("spec", {}).get("template")],
     "TFJob": lambda job: [r.get("template") for r in (job.get("spec", {}).get("tfReplicaSpecs") or {}).values()],
     "PyTorchJob": lambda job: [r.get("template") for r in (job.get("spec", {}).get("pytorchReplicaSpecs") or {}).values()],
 }
+assert set(POD_TEMPLATE_PATHS) == set(JOB_KINDS)
 
 
 def pod_templates(job: dict) -> list[dict]:

@@ -1,10 +1,13 @@
-"""The fake backend's kubelet: Job objects → local processes → Job status + metrics.
+"""The fake backend's kubelet: Job objects → local processes → Job status (+ metrics).
 
 On a cluster, a pod runs the trial and a collector sidecar reports its metrics before the
-pod ends. Here `LocalKubelet` runs the Job's container command as a local process, and when it
-ends parses its metrics (StdOut or File collector, the same parser as the sidecar) into the DB
-*before* it marks the Job finished — so the trial controller never sees a finished Job whose
-metrics are still on the way. `complete_job` is shared with the test kubelet."""
+pod ends. Here `LocalKubelet` runs the Job's container command through the local runner, and
+when it ends has the local collector (local_collector) store its metrics *before* it marks the
+Job finished — so the trial controller never sees a finished Job whose metrics are still on
+the way. Which waiting job may start (the concurrency cap, one job per File collector path) is
+local_queue's decision. A kubelet thread that cannot go on (a full or read-only disk, a DB
+that refuses writes) reports one line to `on_fatal` and stops, instead of dying silently.
+`complete_job` is shared with the test kubelet."""
 from __future__ import annotations
 
 import collections
@@ -15,15 +18,22 @@ import threading
 from pathlib import Path
 
 from katib import failpoints
+from katib.api.jobs import JOB_KINDS, pod_templates
+from katib.backends import local_outcome as lo
 from katib.backends.base import ADDED, DELETED, WatchEvent
-from katib.backends.local_runner import job_status
-from katib.api.jobs import pod_templates
+from katib.backends.local_collector import collect_metrics, file_collector_path, observation_store
+from katib.backends.local_queue import Blocked, Entry, StartQueue
 from katib.clock import Clock
 from katib.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
 
-JOB_KINDS = ("Job", "TFJob", "PyTorchJob")
+__all__ = ["JOB_KINDS", "LocalKubelet", "complete_job", "job_key", "write_job_status"]
+_WRITE_ATTEMPTS = 5
+
+
+class KubeletFailure(Exception):
+    """A kubelet thread cannot go on; str() is the one line for on_fatal."""
 
 
 def job_key(job: dict) -> str:
@@ -42,52 +52,20 @@ def owning_trial(backend, job: dict) -> dict | None:
     return None
 
 
-def collect_metrics(db, trial: dict, *, output: Path | None) -> int:
-    """Parse the trial's metrics as its collector kind says and store them; returns how many.
-
-    Idempotent: the trial's previous logs are replaced, so a restart that re-reads the same
-    output never duplicates an observation."""
-    from collector.parse import parse_lines
-    from katib.db import replace_observation_log
-
-    spec = trial.get("spec") or {}
-    objective = spec.get("objective") or {}
-    names = [objective.get("objectiveMetricName", "")] + list(objective.get("additionalMetricNames") or [])
-    collector = spec.get("metricsCollector") or {}
-    kind = (collector.get("collector") or {}).get("kind", "StdOut")
-    source = collector.get("source") or {}
-    filters = (source.get("filter") or {}).get("metricsFormat") or None
-    if kind == "StdOut":
-        path = output
-    elif kind == "File":
-        path = Path((source.get("fileSystemPath") or {}).get("path", ""))
-    else:
-        if kind != "None":
-            logger.warning("metrics collector kind %s cannot run locally; no metrics for %s",
-                           kind, trial["metadata"]["name"])
-        return 0
-    lines = read_lines(path)
-    logs = parse_lines(lines, names, filters)
-    replace_observation_log(db, trial["metadata"]["name"], logs)
-    return len(logs)
+def describe_failure(exc: BaseException) -> str:
+    """An exception as the end of a one-line failure: OS errors name their path."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot write {exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
 
 
-def read_lines(path: Path | None) -> list[str]:
-    if path is None:
-        return []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read().split("\n")
-    except OSError:
-        return []
-
-
-def complete_job(backend, db, job: dict, status: dict, *, output: Path | None) -> None:
-    """Store the trial's metrics, then write the Job's final status."""
+def complete_job(backend, observations, job: dict, status: dict, *, output: Path | None) -> None:
+    """Store the trial's metrics (`observations`: an observation store or a Database), then
+    write the Job's final status."""
     trial = owning_trial(backend, job)
     if trial is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
                                  for c in status.get("conditions") or ()):
-        collect_metrics(db, trial, output=output)
+        collect_metrics(observations, trial, output=output)
         failpoints.hit("metrics-stored")  # crash tests: metrics in the DB, Job not yet finished
     write_job_status(backend, job, status)
 
@@ -96,7 +74,7 @@ def write_job_status(backend, job: dict, status: dict, *, unless_finished: bool 
     """Write the Job's status (retrying conflicts); `unless_finished`: leave a Job that already
     has conditions alone (a "started" report must not overwrite the outcome)."""
     meta = job["metadata"]
-    for _ in range(5):
+    for attempt in range(_WRITE_ATTEMPTS):
         try:
             current = backend.get(job["kind"], meta.get("namespace", ""), meta["name"])
         except NotFound:
@@ -110,30 +88,33 @@ def write_job_status(backend, job: dict, status: dict, *, unless_finished: bool 
             backend.update_status(current)
             return
         except Conflict:
-            continue
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
 
 
 class LocalKubelet:
     """Runs every Job created in the backend as a local process group."""
 
     def __init__(self, backend, db, runner, *, clock: Clock | None = None, working_dir: str | None = None,
-                 max_running: int | None = None, on_fatal=None):
+                 max_running: int | None = None, on_fatal=None, observations=None):
         self.backend = backend
-        self.max_running = max_running   # at most this many jobs run at once (None: no limit)
         self.on_fatal = on_fatal         # called with one line when a kubelet thread cannot go on
         self.working_dir = working_dir
-        self.db = db
+        self.observations = observation_store(db if observations is None else observations)
         self.runner = runner
         self.clock = clock or Clock()
-        self._jobs: dict[str, dict] = {}
-        self._started: collections.deque[str] = collections.deque()
+        self._jobs: dict[str, dict] = {}   # jobs known and not finished (waiting or running)
+        self._queue = StartQueue(max_running)   # starter thread only
+        self._inbox: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._started: collections.deque[tuple[str, float | None]] = collections.deque()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._to_start: queue.Queue[str | None] = queue.Queue()
         self._starter_thread = threading.Thread(target=self._starter, name="local-kubelet-starter", daemon=True)
         self._starter_thread.start()
         self._unsubscribe = backend.subscribe(self.on_event, kinds=JOB_KINDS)
+
+    # ------------------------------------------------------------------ watching Jobs
 
     def on_event(self, event: WatchEvent) -> None:
         job = event.object
@@ -141,40 +122,119 @@ class LocalKubelet:
         if event.type == DELETED or job["metadata"].get("deletionTimestamp"):
             with self._lock:
                 self._jobs.pop(key, None)
+            self._inbox.put(("discard", key))
             self.runner.stop(key, reason="Deleted")
             return
         if event.type == ADDED and not job.get("status", {}).get("conditions"):
             self.launch(key, job)
 
-    def launch(self, key: str, job: dict) -> None:
+    def launch(self, key: str, job: dict, *, running: bool = False) -> None:
         """Queue the job for the starter thread: spawning takes milliseconds, which the thread
-        that created the Job (the controllers) should not spend."""
+        that created the Job (the controllers) should not spend. `running`: the runner already
+        runs it (re-attached after a restart)."""
         with self._lock:
             if key in self._jobs:
                 return
             self._jobs[key] = job
-        self._to_start.put(key)
+        self._inbox.put(("running" if running else "add", key))
+
+    def recover(self) -> None:
+        """After a restart: outcomes of jobs that ended while we were down, re-attach to the
+        ones still running, and queue the ones that never started, in creation order."""
+        for outcome in self.runner.recover():
+            self._finish(outcome)
+        running = self.runner.running()
+        jobs = [job for kind in JOB_KINDS for job in self.backend.list(kind)
+                if not (job.get("status", {}).get("conditions") or job["metadata"].get("deletionTimestamp"))]
+        for job in sorted(jobs, key=creation_order):
+            key = job_key(job)
+            self.launch(key, job, running=key in running)
+            if key in running and not (job.get("status") or {}).get("startTime"):
+                self._started.append((key, running[key]))
+
+    # ------------------------------------------------------------------ starting
 
     def _starter(self) -> None:
-        while True:
-            key = self._to_start.get()
-            if key is None:
-                return
+        try:
+            while (message := self._inbox.get()) is not None:
+                self._handle(*message)
+                if self._inbox.empty():  # decide once per burst of messages
+                    self._start_ready()
+        except Exception as exc:
+            self._fail("local kubelet: ", exc)
+
+    def _handle(self, what: str, key: str) -> None:
+        if what == "release":
+            self._queue.release(key)
+        elif what == "discard":
+            self._queue.discard(key)
+        else:
             with self._lock:
                 job = self._jobs.get(key)
             if job is None:
-                continue  # deleted before it started
-            try:
-                self.runner.start(key, self.local_job(job))
-            except Exception:
-                logger.exception("could not start job %s", key)
-                continue
-            with self._lock:
-                deleted = key not in self._jobs
-            if deleted:  # the Job went away while it was being started
-                self.runner.stop(key, reason="Deleted")
-                continue
-            self._started.append(key)
+                return  # deleted before it was queued
+            trial = owning_trial(self.backend, job)
+            entry = Entry(key=key, path=file_collector_path(trial) if trial else None,
+                          owner=(trial or {}).get("metadata", {}).get("name", ""))
+            (self._queue.add_running if what == "running" else self._queue.add)(entry)
+
+    def _start_ready(self) -> None:
+        ready, blocked = self._queue.take()
+        for b in blocked:
+            self._tell_waiting(b)
+        for entry in ready:
+            self._start(entry)
+
+    def _start(self, entry: Entry) -> None:
+        key = entry.key
+        with self._lock:
+            job = self._jobs.get(key)
+        if job is None:  # deleted while it waited
+            self._queue.release(key)
+            return
+        try:
+            started = self.runner.start(key, self.local_job(job), metrics_file=entry.path)
+        except OSError as exc:
+            self._queue.release(key)
+            self._fail_start(key, job, exc)
+        if not started:  # reported before: nothing more will come for it
+            self._queue.release(key)
+            return
+        with self._lock:
+            deleted = key not in self._jobs
+        if deleted:  # the Job went away while it was being started
+            self.runner.stop(key, reason="Deleted")
+            return
+        self._started.append((key, None))
+
+    def _fail_start(self, key: str, job: dict, exc: OSError) -> None:
+        """The job's own files cannot be written: fail it saying so, then stop starting jobs
+        (the next ones would fail the same way; a rerun once there is room starts them)."""
+        message = describe_failure(exc)
+        now = self.clock.now()
+        outcome = lo.JobOutcome(key=key, succeeded=False, exit_code=None, reason="StartError",
+                                message=message, start_time=now, completion_time=now)
+        with self._lock:
+            self._jobs.pop(key, None)
+        try:
+            write_job_status(self.backend, job, lo.batch_job_status(outcome, True, now))
+        except Exception as second:
+            raise KubeletFailure(f"cannot start job {key}: {message}; cannot record that "
+                                 f"either: {describe_failure(second)}") from exc
+        raise KubeletFailure(f"cannot start job {key}: {message}") from exc
+
+    def _tell_waiting(self, blocked: Blocked) -> None:
+        """Say once why a job waits: a log line and an Event on its trial (else its Job)."""
+        message = blocked.message()
+        logger.info("[%s] waits: %s", blocked.entry.key, message)
+        ns, _, name = blocked.entry.key.partition("/")
+        try:
+            target = self.backend.get("Trial", ns, blocked.entry.owner)
+        except NotFound:
+            target = self._find(ns, name)
+        if target is not None:
+            self.backend.record_event(target, type="Normal", reason="FileCollectorPathInUse",
+                                      message=message)
 
     def local_job(self, job: dict) -> dict:
         """The job as run here: containers without workingDir run in katib's working directory
@@ -187,52 +247,61 @@ class LocalKubelet:
                 container.setdefault("workingDir", self.working_dir)
         return job
 
-    def recover(self) -> None:
-        """After a restart: outcomes of jobs that ended while we were down, re-attach to the
-        ones still running, and start the ones that never started."""
-        for outcome in self.runner.recover():
-            self._finish(outcome)
-        for kind in JOB_KINDS:
-            for job in self.backend.list(kind):
-                if job.get("status", {}).get("conditions") or job["metadata"].get("deletionTimestamp"):
-                    continue
-                self.launch(job_key(job), job)  # runner.start never re-runs a job it has a directory for
+    # ------------------------------------------------------------------ outcomes
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="local-kubelet", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            outcomes = self.runner.wait(timeout=0.02 if not self._started else 0)
-            self._mark_started(skip={o.key for o in outcomes})  # already over: report only that
-            for outcome in outcomes:
-                self._finish(outcome)
+        try:
+            while not self._stop.is_set():
+                outcomes = self.runner.wait(timeout=0.02 if not self._started else 0)
+                self._mark_started(skip={o.key for o in outcomes})  # already over: report only that
+                for outcome in outcomes:
+                    self._finish(outcome)
+        except Exception as exc:
+            self._fail("local kubelet: ", exc)
 
     def _mark_started(self, skip: set[str]) -> None:
         while self._started:
-            key = self._started.popleft()
+            key, start_time = self._started.popleft()
             if key in skip:
                 continue
             with self._lock:
                 job = self._jobs.get(key)
             if job is not None:
-                write_job_status(self.backend, job, job_status(None, True, self.clock.now()),
-                                 unless_finished=True)
+                status = lo.batch_job_status(None, True, self.clock.now(), start_time=start_time)
+                try:
+                    write_job_status(self.backend, job, status, unless_finished=True)
+                except Exception as exc:
+                    raise KubeletFailure(f"cannot record that job {key} started: "
+                                         f"{describe_failure(exc)}") from exc
 
-    def _finish(self, outcome) -> None:
+    def _finish(self, outcome: lo.JobOutcome) -> None:
+        """Metrics and status of a job that ended; then its slot and File path are free (not
+        before: the next job on that path would move this one's metrics aside)."""
+        if outcome.reason == lo.INTERRUPTED:  # ended without a verdict: it runs again
+            self._inbox.put(("release", outcome.key))
+            with self._lock:
+                job = self._jobs.pop(outcome.key, None)
+            if job is not None:
+                self.launch(outcome.key, job)
+            return
         with self._lock:
             job = self._jobs.pop(outcome.key, None)
         if job is None:
             ns, _, name = outcome.key.partition("/")
             job = self._find(ns, name)
-            if job is None or (job.get("status") or {}).get("conditions"):
-                return
-        try:
-            complete_job(self.backend, self.db, job, job_status(outcome, True, self.clock.now()),
-                         output=self.runner.output_path(outcome.key))
-        except Exception:
-            logger.exception("could not record the outcome of job %s", outcome.key)
+        if job is not None and not (job.get("status") or {}).get("conditions"):
+            try:
+                complete_job(self.backend, self.observations, job,
+                             lo.batch_job_status(outcome, True, self.clock.now()),
+                             output=self.runner.output_path(outcome.key))
+            except Exception as exc:
+                raise KubeletFailure(f"cannot record the outcome of job {outcome.key}: "
+                                     f"{describe_failure(exc)}") from exc
+        self._inbox.put(("release", outcome.key))
 
     def _find(self, ns: str, name: str) -> dict | None:
         for kind in JOB_KINDS:
@@ -242,8 +311,15 @@ class LocalKubelet:
                 continue
         return None
 
+    def _fail(self, prefix: str, exc: BaseException) -> None:
+        """A kubelet thread stops: one line to on_fatal (the run then stops, exit 2)."""
+        message = prefix + (str(exc) if isinstance(exc, KubeletFailure) else describe_failure(exc))
+        logger.error("%s", message, exc_info=not isinstance(exc, KubeletFailure))
+        if self.on_fatal is not None:
+            self.on_fatal(message)
+
     def close(self, *, kill: bool = False) -> None:
-        self._to_start.put(None)
+        self._inbox.put(None)
         self._starter_thread.join(timeout=5)
         self._stop.set()
         if self._thread is not None:
@@ -254,9 +330,14 @@ class LocalKubelet:
             # start runs these jobs again instead of reporting them as killed.
             with self._lock:
                 keys = list(self._jobs)
-            self.runner.kill_all(reason="Interrupted")
+            self.runner.kill_all(reason=lo.INTERRUPTED)
             for key in keys:
                 self.runner.forget(key)
         self.runner.close()
 
 
+def creation_order(job: dict) -> tuple[str, int]:
+    """Jobs in the order they were created (resourceVersion breaks creation-time ties)."""
+    meta = job["metadata"]
+    rv = str(meta.get("resourceVersion") or "0")
+    return (meta.get("creationTimestamp") or "", int(rv) if rv.isdigit() else 0)

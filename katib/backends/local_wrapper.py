@@ -18,6 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from katib.backends.local_process import StartError
+
 logger = logging.getLogger(__name__)
 
 WRAPPER_TAG = "katib-local-wrapper"  # $0 of the wrapper script: how recover() recognises it
@@ -32,12 +34,14 @@ else
   e={start_error}
 fi
 echo "$e" >"$d/exit.tmp" && {mv} -f -- "$d/exit.tmp" "$d/exit"
+exit "$e"
 """
 # What the script does, line by line: enter the working directory; start the command in a new
 # session (setsid) with SIGINT/SIGQUIT back to default (sh ignores them for `&` jobs, env resets
 # them); record its pid, which is also its process group id; wait for it; like a container whose
 # main process ended, kill what is left of its group; record the exit status (128+N for signal N)
-# atomically. The wrapper itself is a session leader started by posix_spawn, so it outlives katib.
+# atomically, and exit with it too (the runner, its parent, learns it even when the file cannot
+# be written: a full or read-only disk). The wrapper itself is a session leader started by posix_spawn, so it outlives katib.
 
 _SIGNALS_TO_DEFAULT = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
 
@@ -155,6 +159,26 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def kill_orphan(path: Path, record: dict) -> None:
+    """The wrapper is gone but what it started may still run: kill its session if it is
+    provably this job's (same boot, session leader, started after the wrapper), and every
+    process still writing to this job's output.log (covers a wrapper that died before
+    recording the session)."""
+    if record.get("boot_id", boot_id()) != boot_id():
+        return
+    pgid = read_int(path / "pgid")
+    info = proc_info(pgid) if pgid else None
+    if info and info.session == pgid and info.starttime >= (record.get("starttime") or 0):
+        logger.info("killing process group %d left behind by a lost job in %s", pgid, path)
+        signal_group(pgid, signal.SIGKILL)
+    for pid in find_writers(path / "output.log"):
+        logger.info("killing process %d left behind by a lost job in %s", pid, path)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
@@ -163,13 +187,17 @@ def drain(fd: int) -> None:
         pass
 
 
-def reap(pidfd: int, *, block: bool = False) -> None:
-    """Collect the wrapper if it is our child (it is not after a restart). By pidfd, so a
-    recycled pid can never make us reap somebody else's child."""
+def reap(pidfd: int, *, block: bool = False) -> int | None:
+    """Collect the wrapper if it is our child (it is not after a restart); its exit status
+    when it exited (rather than being killed). By pidfd, so a recycled pid can never make us
+    reap somebody else's child."""
     try:
-        os.waitid(os.P_PIDFD, pidfd, os.WEXITED | (0 if block else os.WNOHANG))
+        result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | (0 if block else os.WNOHANG))
     except ChildProcessError:
-        pass
+        return None
+    if result is None or result.si_code != os.CLD_EXITED:
+        return None
+    return result.si_status
 
 
 def reap_all(pidfds: list[int]) -> None:
@@ -234,6 +262,34 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def cap_output(path: Path, max_bytes: int) -> None:
+    """Keep the first max_bytes of the job's output.log, then a marker line, nothing more."""
+    log = path / "output.log"
+    try:
+        if log.stat().st_size <= max_bytes:
+            return
+        marker = (f"\n[katib] output.log reached {max_bytes} bytes; "
+                  "later output was discarded\n").encode()
+        fd = os.open(log, os.O_WRONLY)
+        try:  # pwrite then truncate: anything appended meanwhile is cut off too
+            os.pwrite(fd, marker, max_bytes)
+            os.ftruncate(fd, max_bytes + len(marker))
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        pass
+
+
+def tail(path: Path, size: int = 4096) -> str:
+    """The last `size` bytes of a file as text ("" when unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def read_json(path: Path) -> dict | None:
     try:
         with open(path, "rb") as f:
@@ -256,3 +312,24 @@ def mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
+
+
+def prepare_metrics_file(metrics_file: str, job_dir: Path) -> None:
+    """A File collector's path as a fresh pod sees it: its directory exists (a pod gets it as a
+    volume) and the file does not. A file left there (by an earlier trial or run) is moved into
+    this job's directory as `previous-<name>`, never deleted. StartError names path and error."""
+    target = Path(metrics_file)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StartError(f"cannot create the directory of File collector path "
+                         f"{metrics_file}: {e.strerror}") from None
+    if not os.path.lexists(target):
+        return
+    aside = job_dir / f"previous-{target.name}"
+    try:
+        shutil.move(str(target), str(aside))
+    except OSError as e:
+        raise StartError(f"cannot move the existing File collector file {metrics_file} "
+                         f"aside to {aside}: {e.strerror}") from None
+    logger.info("File collector path %s existed; moved to %s before the job starts", target, aside)

@@ -1,0 +1,93 @@
+"""Which waiting jobs the local kubelet may start now. Pure: no threads, no I/O.
+
+Two rules on top of "each Job runs once":
+- at most `max_running` job processes run at once, across all experiments (None: no limit);
+  the rest wait in creation order and start as slots free;
+- jobs whose File collector writes the same path never run at the same time: on a cluster
+  each pod has its own filesystem, here they would read each other's metrics. A job whose
+  path is in use waits without holding a slot, and later jobs may pass it.
+A waiting job is not started at all (its Job has no startTime), as a pod waiting for a node."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    path: str | None = None    # File collector path, normalised; None for other collectors
+    owner: str = ""            # name of the trial that owns the job
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """`entry` waits because `holder` (a running job) uses the same File collector path."""
+    entry: Entry
+    holder: Entry
+
+    def message(self) -> str:
+        return (f"File collector path {self.entry.path} is in use by trial "
+                f"{self.holder.owner or self.holder.key}: trials that share it run one at a time")
+
+
+class StartQueue:
+    def __init__(self, max_running: int | None = None):
+        if max_running is not None and max_running < 1:
+            raise ValueError(f"max_running must be at least 1, not {max_running}")
+        self.max_running = max_running
+        self._waiting: dict[str, Entry] = {}   # insertion order is creation order
+        self._running: dict[str, Entry] = {}
+        self._paths: dict[str, Entry] = {}     # File collector path → the running job using it
+        self._told: set[str] = set()           # keys already reported as blocked
+
+    def add(self, entry: Entry) -> None:
+        """A job to start when the rules allow; a key already known is ignored."""
+        if entry.key not in self._waiting and entry.key not in self._running:
+            self._waiting[entry.key] = entry
+
+    def add_running(self, entry: Entry) -> None:
+        """A job that already runs (re-attached after a restart): it holds a slot and its path."""
+        self._waiting.pop(entry.key, None)
+        self._hold(entry)
+
+    def discard(self, key: str) -> None:
+        """A job deleted while it waits never starts (a running one ends through release())."""
+        self._waiting.pop(key, None)
+        self._told.discard(key)
+
+    def release(self, key: str) -> None:
+        """The job's process ended (or never started): its slot and path are free."""
+        entry = self._running.pop(key, None)
+        if entry is not None and entry.path is not None and self._paths.get(entry.path) is entry:
+            del self._paths[entry.path]
+        self._told.discard(key)
+
+    def take(self) -> tuple[list[Entry], list[Blocked]]:
+        """The jobs to start now, in creation order (each now counts as running), and the
+        jobs that newly wait for a File collector path (each reported once)."""
+        ready: list[Entry] = []
+        blocked: list[Blocked] = []
+        for entry in list(self._waiting.values()):
+            if self.max_running is not None and len(self._running) >= self.max_running:
+                break
+            holder = self._paths.get(entry.path) if entry.path is not None else None
+            if holder is not None:
+                if entry.key not in self._told:
+                    self._told.add(entry.key)
+                    blocked.append(Blocked(entry, holder))
+                continue
+            del self._waiting[entry.key]
+            self._hold(entry)
+            ready.append(entry)
+        return ready, blocked
+
+    def waiting(self) -> list[str]:
+        return list(self._waiting)
+
+    def running(self) -> list[str]:
+        return list(self._running)
+
+    def _hold(self, entry: Entry) -> None:
+        self._running[entry.key] = entry
+        if entry.path is not None:
+            self._paths.setdefault(entry.path, entry)
