@@ -5,7 +5,8 @@ import sys
 if __name__ == "__main__":
     try:
         from katib.cli import main
-    except KeyboardInterrupt:  # Ctrl-C while the modules load: no traceback, the usual code
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C before a command took SIGINT over: no traceback
         print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(main())
+        code = 130
+    sys.exit(code)

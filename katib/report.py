@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -15,6 +16,9 @@ from katib.api import constants as c
 
 SHOWN_FAILURES = 5       # failed trials listed with their message and log; the rest are counted
 REASON_WIDTH = 60        # the REASON column is cut there (the list under the table has it all)
+# The local runner ends a failed Job's message with where its output is; the column leaves
+# that to the list under the table.
+OUTPUT_SUFFIX = re.compile(r"(^|; )output: \S+$")
 
 
 def last_condition(obj: dict) -> dict:
@@ -51,6 +55,11 @@ def trial_reason(trial: dict) -> str:
     if reason == c.TRIAL_FAILED_REASON and message:
         return message
     return f"{reason}: {message}" if message else reason
+
+
+def short_reason(trial: dict) -> str:
+    """trial_reason without the output path (the same for every trial that failed alike)."""
+    return OUTPUT_SUFFIX.sub("", trial_reason(trial))
 
 
 def observed_value(trial: dict, metric: str) -> float | None:
@@ -148,7 +157,7 @@ def table_lines(spec: dict, trials: list[dict], metric: str) -> list[str]:
     rows = []
     for t in trials:
         assigned = {a["name"]: a["value"] for a in t["spec"].get("parameterAssignments") or []}
-        reason = trial_reason(t)
+        reason = short_reason(t)
         if len(reason) > REASON_WIDTH:
             reason = reason[:REASON_WIDTH - 1] + "…"
         rows.append([t["metadata"]["name"], trial_state(t), fmt_value(observed_value(t, metric))]
@@ -165,8 +174,8 @@ def failure_lines(trials: list[dict], log_path: Callable[[str], str | None]) -> 
     lines = ["", "Failed trials:"]
     for t in failed[:SHOWN_FAILURES]:
         name = t["metadata"]["name"]
-        log = log_path(name)
-        lines.append(f"  {name}: {trial_reason(t)}" + (f"\n    output: {log}" if log else ""))
+        reason, log = trial_reason(t), log_path(name)
+        lines.append(f"  {name}: {reason}" + (f"\n    output: {log}" if log and log not in reason else ""))
     if len(failed) > SHOWN_FAILURES:
         lines.append(f"  ... and {len(failed) - SHOWN_FAILURES} more")
     return lines
@@ -177,7 +186,7 @@ def no_success_line(trials: list[dict], failed_suggestion: dict | None) -> str:
     if not trials:
         why = "the Suggestion failed" if failed_suggestion else "no trial was run"
         return f"No trial succeeded: {why}."
-    reasons = collections.Counter(trial_reason(t) or trial_state(t) for t in trials)
+    reasons = collections.Counter(short_reason(t) or trial_state(t) for t in trials)
     reason, count = reasons.most_common(1)[0]
     return (f"No trial succeeded: {count} of {len(trials)} trial(s) ended with {reason!r}"
             + ("" if count == len(trials) else f" ({len(reasons) - 1} other reason(s) above)") + ".")

@@ -38,14 +38,6 @@ def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return dispatch(argv)
-    except KeyboardInterrupt:  # Ctrl-C before a command installed its own handler
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-def dispatch(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     modules = command_modules()
     for module in modules:

@@ -151,9 +151,6 @@ def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
     from katib.db import DatabaseLocked
     from katib.runtime import FakeControlPlane, open_read_only
     try:
-        file = sqlite_file(db)
-        if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
         try:
             plane = FakeControlPlane(db_url=db, work_dir=work, seed=getattr(args, "seed", None),
                                      max_parallel=parallel_cap(args))
@@ -253,7 +250,7 @@ def running_ages(plane, exp: dict) -> list[float]:
 
 
 def wait_for(plane, keys, *, interrupted: threading.Event, quiet: bool, stream=None,
-             heartbeat: float = HEARTBEAT_SECONDS) -> int | None:
+             heartbeat: float = HEARTBEAT_SECONDS, poll: float = 0.2) -> int | None:
     """Show progress until every experiment is done (None), Ctrl-C (130) or a worker thread of
     the plane failed (2, after `error: <why>`). On a terminal the line is rewritten in place;
     otherwise a line is printed when something changes, and at least every `heartbeat` s."""
@@ -279,7 +276,7 @@ def wait_for(plane, keys, *, interrupted: threading.Event, quiet: bool, stream=N
             if tty and not quiet:
                 stream.write("\n")
             return None
-        interrupted.wait(0.2)
+        interrupted.wait(poll)
     print(f"\n{INTERRUPTED}", file=stream)
     return EXIT_INTERRUPTED
 
