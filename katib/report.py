@@ -188,5 +188,5 @@ def no_success_line(trials: list[dict], failed_suggestion: dict | None) -> str:
         return f"No trial succeeded: {why}."
     reasons = collections.Counter(short_reason(t) or trial_state(t) for t in trials)
     reason, count = reasons.most_common(1)[0]
-    return (f"No trial succeeded: {count} of {len(trials)} trial(s) ended with {reason!r}"
+    return (f"No trial succeeded: {count} of {len(trials)} trial(s) ended with {reason}"
             + ("" if count == len(trials) else f" ({len(reasons) - 1} other reason(s) above)") + ".")

@@ -70,7 +70,7 @@ def test_failing_trials_show_exit_code_logs_and_no_success_line_exit_1(tmp_path)
     assert len(rows) == 3 and all(r.split()[1] == "Failed" and r.endswith("Error: exit code 2") for r in rows)
     logs = [line.split("output: ", 1)[1] for line in done.stdout.splitlines() if "output: " in line]
     assert len(logs) == 3 and all("oops-" in Path(log).read_text() for log in logs)
-    assert "No trial succeeded: 3 of 3 trial(s) ended with 'Error: exit code 2'." in done.stdout
+    assert "No trial succeeded: 3 of 3 trial(s) ended with Error: exit code 2." in done.stdout
     assert "Traceback" not in done.stderr
 
 
@@ -301,3 +301,34 @@ def test_run_stops_with_exit_2_when_a_worker_of_the_plane_fails(tmp_path, monkey
     assert code == 2
     assert "error: database is full: /some/k.db" in capsys.readouterr().err
     assert seen["plane"].runner.running() == {}   # its trial processes were stopped
+
+
+# -- an assignment that cannot become a Job, end to end ----------------------------------------
+
+def test_unrenderable_trials_fail_with_their_reason_and_the_run_ends(tmp_path, capsys):
+    """The template (a ConfigMap) breaks after admission: every trial fails with the decoder's
+    words, the experiment ends on maxFailedTrialCount, and run's table says why (exit 1)."""
+    exp = experiment(parallel=2, max_trials=4, max_failed=1)
+    good = exp["spec"]["trialTemplate"]["goTemplate"].pop("rawTemplate")
+    exp["spec"]["trialTemplate"]["goTemplate"]["templateSpec"] = {
+        "configMapName": "tmpl", "configMapNamespace": "default", "templatePath": "job.yaml"}
+    exp["metadata"]["namespace"] = "default"
+    plane, _ = run_cli.open_control_plane(args_for(tmp_path), [])
+    try:
+        plane.backend.create({"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "tmpl", "namespace": "default"}, "data": {"job.yaml": good}})
+        assert run_cli.apply_all(plane, [exp], source="test", quiet=True)
+        cm = plane.backend.get("ConfigMap", "default", "tmpl")
+        cm["data"]["job.yaml"] = good + "\n  oops: [unclosed\n"
+        plane.backend.update(cm)
+        plane.start()
+        assert run_cli.wait_for(plane, [("default", "exp")], interrupted=threading.Event(), quiet=True) is None
+        code = run_cli.print_results(plane, [("default", "exp")], "table")
+    finally:
+        plane.stop(kill_jobs=True)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "Experiment default/exp: Failed (ExperimentFailed)" in out
+    rows = [line for line in out.splitlines() if line.startswith("exp-")]
+    assert len(rows) == 2 and all("InvalidTrialTemplate: spec.trialTemplate cannot be rendered" in r for r in rows)
+    assert "No trial succeeded: 2 of 2 trial(s) ended with InvalidTrialTemplate: spec.trialTemplate" in out

@@ -153,7 +153,7 @@ def test_table_shows_reasons_failures_with_logs_and_no_success_line(world):
     for t in trials:
         assert f"    output: /logs/{t['metadata']['name']}.log" in text
     assert text.splitlines()[-1] == ("No trial succeeded: 2 of 3 trial(s) ended with "
-                                     "'BackoffLimitExceeded: exit code 2' (1 other reason(s) above).")
+                                     "BackoffLimitExceeded: exit code 2 (1 other reason(s) above).")
 
 
 def test_a_log_named_in_the_reason_is_not_repeated_and_stays_out_of_the_column(world):
