@@ -168,11 +168,19 @@ def test_list_label_selectors(backend, namespace, selector, expected):
     assert sorted(got) == expected
 
 
-def test_list_order_is_stable(backend, namespace):
-    for name in ("c", "a", "b"):
-        backend.create(make("Trial", namespace, name))
+def test_list_is_in_creation_order(backend, namespace, other_namespace):
+    """The order FakeBackend documents (not a Kubernetes API server's key order): updates keep
+    an object's place, a deleted and re-created object comes last; one order across namespaces."""
+    for ns, name in ((namespace, "c"), (other_namespace, "z"), (namespace, "a"), (namespace, "b")):
+        backend.create(make("Trial", ns, name))
     backend.update_status({**backend.get("Trial", namespace, "a"), "status": {"x": 1}})
-    assert names(backend, "Trial", namespace) == names(backend, "Trial", namespace)
+    backend.update({**backend.get("Trial", namespace, "c"), "spec": {"v": 2}})
+    backend.delete("Trial", namespace, "b")
+    backend.create(make("Trial", namespace, "b"))
+    backend.update_status({**backend.get("Trial", namespace, "c"), "status": {"x": 2}})
+    assert names(backend, "Trial", namespace) == ["c", "a", "b"]
+    assert [o["metadata"]["name"] for o in backend.list("Trial")] == ["c", "z", "a", "b"]
+    assert [o["metadata"]["name"] for o in backend.list("Trial", namespace, labels={})] == ["c", "a", "b"]
 
 
 # ---- update -------------------------------------------------------------------------------
