@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -166,14 +167,16 @@ def test_parallel_must_be_a_positive_integer(tmp_path, value):
 
 # -- Ctrl-C during start-up ------------------------------------------------------------------
 
-def test_ctrl_c_while_the_database_server_does_not_answer(tmp_path):
+@pytest.mark.parametrize("command, said", [("run", run_cli.INTERRUPTED), ("serve", "interrupted during start-up")])
+def test_ctrl_c_while_the_database_server_does_not_answer(tmp_path, command, said):
     """A MySQL "server" that accepts and never speaks: start-up blocks in the connect."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     port = server.getsockname()[1]
     path = write(tmp_path, experiment())
-    proc = subprocess.Popen([sys.executable, "katib.py", "--fake", "run", str(path), "--db",
+    file_arg = [str(path)] if command == "run" else ["--apply", str(path)]
+    proc = subprocess.Popen([sys.executable, "katib.py", "--fake", command, *file_arg, "--db",
                              f"mysql://u:p@127.0.0.1:{port}/katib"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -188,7 +191,7 @@ def test_ctrl_c_while_the_database_server_does_not_answer(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert run_cli.INTERRUPTED in err and "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert said in err and "Traceback" not in err and "KeyboardInterrupt" not in err
     assert time.monotonic() - sent < 4   # at once, not after the 5 s connect timeout
 
 
@@ -332,3 +335,24 @@ def test_unrenderable_trials_fail_with_their_reason_and_the_run_ends(tmp_path, c
     rows = [line for line in out.splitlines() if line.startswith("exp-")]
     assert len(rows) == 2 and all("InvalidTrialTemplate: spec.trialTemplate cannot be rendered" in r for r in rows)
     assert "No trial succeeded: 2 of 2 trial(s) ended with InvalidTrialTemplate: spec.trialTemplate" in out
+
+
+def test_serve_stops_with_exit_2_when_a_worker_of_the_plane_fails(tmp_path, monkeypatch, capsys):
+    from katib.cli import serve
+    from katib.runtime import FakeControlPlane
+
+    start = FakeControlPlane.start
+
+    def start_then_fail(self):
+        start(self)
+        self.fail("local kubelet: cannot write /x: [Errno 28] No space left on device")
+    monkeypatch.setattr(FakeControlPlane, "start", start_then_fail)
+    # A safety net, not a wait: if the failure were missed, serve would run until this SIGINT (exit 0).
+    net = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))
+    net.start()
+    try:
+        code = serve.run(argparse.Namespace(**{**vars(args_for(tmp_path)), "apply": [], "verbose": False}))
+    finally:
+        net.cancel()
+    assert code == 2
+    assert "error: local kubelet: cannot write /x: [Errno 28] No space left on device" in capsys.readouterr().err
