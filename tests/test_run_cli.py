@@ -356,3 +356,23 @@ def test_serve_stops_with_exit_2_when_a_worker_of_the_plane_fails(tmp_path, monk
         net.cancel()
     assert code == 2
     assert "error: local kubelet: cannot write /x: [Errno 28] No space left on device" in capsys.readouterr().err
+
+
+def test_admission_warnings_are_printed_once_per_experiment(tmp_path, monkeypatch, capsys):
+    from katib.api import validation
+
+    def warnings(exp):
+        return [f"spec.objective.objectiveMetricName: {exp['spec']['objective']['objectiveMetricName']} "
+                "can never match the default filter"]
+    monkeypatch.setattr(validation, "experiment_warnings", warnings, raising=False)
+    plane, _ = run_cli.open_control_plane(args_for(tmp_path), [])
+    try:
+        exps = [experiment("one"), experiment("two")]
+        for exp in exps:
+            exp["metadata"]["namespace"] = "default"
+        assert run_cli.apply_all(plane, exps, source="f.yaml", quiet=True)
+    finally:
+        plane.stop()
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"warning: f.yaml: Experiment default/{n}: spec.objective.objectiveMetricName: accuracy "
+                   "can never match the default filter" for n in ("one", "two")]
