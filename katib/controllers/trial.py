@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from katib import failpoints
 from katib.api import constants as c
 from katib.api.jobs import pod_templates
 from katib.controllers import conditions as cond
@@ -52,6 +53,7 @@ def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
         with ctx.own_write("Trial", namespace, name):
             ctx.backend.update_status(trial)
     if current is not None and is_completed(conds):  # only once the completion is stored
+        failpoints.hit("trial-completed")  # crash tests: completion stored, Job not yet deleted
         delete_job(ctx, trial, current)
     return None
 
@@ -100,6 +102,7 @@ def reconcile_job(ctx: Context, trial: dict) -> dict | None:
             try:
                 with ctx.own_write(kind, jns, jname):
                     ctx.backend.create(job)
+                failpoints.hit("job-created")  # crash tests: Job stored, trial status not yet
                 ctx.event(trial, "Normal", c.EVENT_JOB_CREATED, f"Job {jname} has been created")
             except AlreadyExists:
                 pass
