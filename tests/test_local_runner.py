@@ -696,3 +696,113 @@ def test_a_job_whose_wrapper_was_never_spawned_runs_after_a_restart(runners, tmp
     outcome = wait_for(again, key)[key]
     assert (outcome.succeeded, outcome.reason) == (True, "Completed")
     assert again.output_path(key).read_text() == "ran\n"
+
+
+# --------------------------------------------------------------- File collector path, faults
+
+def test_a_file_collector_path_starts_empty_and_its_old_file_is_kept(runner, tmp_path):
+    metrics = tmp_path / "katib" / "metrics.log"
+    metrics.parent.mkdir()
+    metrics.write_text("accuracy=0.5\n")   # left by an earlier trial or run
+    job = sh(f"test ! -e {metrics} && echo accuracy=0.7 > {metrics}")
+    runner.start("default/trial-1", job, metrics_file=str(metrics))
+    assert wait_for(runner, "default/trial-1")["default/trial-1"].succeeded
+    assert metrics.read_text() == "accuracy=0.7\n"
+    moved = runner.output_path("default/trial-1").parent / "previous-metrics.log"
+    assert moved.read_text() == "accuracy=0.5\n"   # moved aside, never deleted
+
+
+def test_the_directory_of_a_file_collector_path_is_created(runner, tmp_path):
+    metrics = tmp_path / "new" / "dir" / "m.log"
+    runner.start("default/trial-1", sh(f"test -d {metrics.parent}"), metrics_file=str(metrics))
+    assert wait_for(runner, "default/trial-1")["default/trial-1"].succeeded  # a pod gets a volume
+
+
+def test_a_file_collector_path_that_cannot_be_prepared_is_a_start_error(runner, tmp_path):
+    (tmp_path / "plain").write_text("a file, not a directory")
+    runner.start("default/trial-1", sh("touch ran"), metrics_file=str(tmp_path / "plain" / "m.log"))
+    outcome = wait_for(runner, "default/trial-1")["default/trial-1"]
+    assert (outcome.reason, outcome.exit_code) == ("StartError", None)
+    assert outcome.message.startswith(
+        f"cannot create the directory of File collector path {tmp_path / 'plain' / 'm.log'}: ")
+    assert "Not a directory" in outcome.message or "File exists" in outcome.message
+
+
+def enospc(path) -> OSError:
+    return OSError(28, os.strerror(28), str(path))
+
+
+@pytest.mark.parametrize("failing", ["job.json", "pid"])
+def test_a_start_whose_files_cannot_be_written_raises_and_leaves_nothing(runner, tmp_path, monkeypatch,
+                                                                          failing):
+    real = lw.write_file
+    marker = tmp_path / "ran"
+
+    def write_file(path, data):
+        if path.name == failing:
+            raise enospc(path)
+        real(path, data)
+
+    monkeypatch.setattr(lw, "write_file", write_file)
+    fifo_path = tmp_path / "never"
+    os.mkfifo(fifo_path)
+    with pytest.raises(OSError, match="No space left on device") as err:
+        runner.start("default/trial-1", sh(f"touch {marker}; read x < {fifo_path}"))
+    assert err.value.filename.endswith(failing)
+    assert not runner.output_path("default/trial-1").parent.exists()
+    assert runner.running() == {} and runner.wait(0.05) == []
+    assert not lw.find_writers(runner.output_path("default/trial-1"))  # a spawned wrapper was killed
+    monkeypatch.setattr(lw, "write_file", real)
+    assert run(runner, sh("echo ran")).succeeded  # once there is room it runs
+
+
+def test_an_exit_status_the_wrapper_could_not_record_is_still_reported(runner):
+    job_dir = runner.output_path("default/trial-1").parent
+    outcome = run(runner, sh(f"mkdir {job_dir}/exit.tmp; exit 3"))  # the wrapper cannot write it
+    assert (outcome.reason, outcome.exit_code) == ("Error", 3)
+    assert outcome.message == (f"exit code 3; the status could not be recorded in {job_dir}/exit "
+                               f"(a full or read-only disk?); output: {job_dir}/output.log")
+    assert LocalRunner(job_dir.parent).recover() == [outcome]  # persisted: a restart agrees
+
+
+def test_a_kill_that_cannot_be_recorded_still_kills(runner, fifo, monkeypatch):
+    pids = fifo("pids")
+    runner.start("default/trial-1", sh(f"echo $$$$ > {pids.path}; sleep 30"))
+    command = int(pids.read())
+    monkeypatch.setattr(lw, "write_atomic", lambda path, data: (_ for _ in ()).throw(enospc(path)))
+    runner.stop("default/trial-1")
+    outcome = wait_for(runner, "default/trial-1")["default/trial-1"]
+    assert outcome.reason == "Deleted" and outcome.message.startswith("Job was deleted")
+    assert exits_within(command)
+
+
+def test_a_job_interrupted_when_katib_stopped_runs_again_after_a_restart(runners, fifo, tmp_path):
+    ready = fifo("ready")
+    counter = tmp_path / "counter"
+    code = (f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"open({str(counter)!r}, 'a').write('run\\n'); "
+            f"open({str(ready.path)!r}, 'w').write('ready\\n'); time.sleep(30)")
+    job = make_job([PY, "-c", code], grace=30)
+    first = runners()
+    first.start("default/trial-1", job)
+    ready.read()
+    first.stop("default/trial-1", reason="Interrupted")  # katib stops (TERM is ignored)...
+    first.close()                                        # ...and is gone before the KILL
+    runner = runners(clock=FakeClock(start=time.time() + 31))
+    assert runner.recover() == []
+    [outcome] = wait_for(runner, "default/trial-1").values()
+    assert outcome.reason == "Interrupted"             # no verdict: the kubelet starts it again
+    assert not runner.output_path("default/trial-1").parent.exists()
+    runner.start("default/trial-1", sh(f"echo again >> {counter}"))
+    assert wait_for(runner, "default/trial-1")["default/trial-1"].succeeded
+    assert counter.read_text() == "run\nagain\n"
+
+
+def test_an_interrupted_job_that_ended_while_katib_was_down_is_not_a_failure(runners, tmp_path):
+    first = runners()
+    assert run(first, sh("exit 0")).succeeded
+    job_dir = first.output_path("default/trial-1").parent
+    (job_dir / "kill").write_text(json.dumps({"reason": "Interrupted", "message": "m", "time": 0}))
+    runner = runners()
+    assert runner.recover() == [] and not job_dir.exists()
+    assert run(runner, sh("echo again")).succeeded

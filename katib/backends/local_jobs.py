@@ -140,14 +140,14 @@ def attach(key: str, path: Path, record: dict, *, start_time: float,
 # ------------------------------------------------------------------------------------ outcomes
 
 def exited(key: str, path: Path, code: int, *, kill: Kill | None, start_time: float,
-           completion_time: float) -> JobOutcome:
+           completion_time: float, note: str = "") -> JobOutcome:
     """The outcome of an exit status; the kill record on disk (or, when it could not be
     written, the one in memory) names the reason of a kill the runner asked for."""
     recorded = lw.read_json(path / "kill")
     if recorded is None and kill is not None:
         recorded = {"reason": kill.reason, "message": kill.message}
     log = path / "output.log"
-    return lo.exited(key, code, kill=recorded, output=log,
+    return lo.exited(key, code, kill=recorded, output=log, note=note,
                      output_tail=lw.tail(log) if code in (126, 127) else "",
                      start_time=start_time, completion_time=completion_time)
 
@@ -159,10 +159,13 @@ def decided(key: str, path: Path, *, reason: str, message: str, start_time: floa
     outcome = JobOutcome(key=key, succeeded=False, exit_code=None, reason=reason,
                          message=lo.with_output(message, path / "output.log"),
                          start_time=start_time, completion_time=max(start_time, now))
-    if log:
-        with open(path / "output.log", "a") as f:
-            f.write(f"[katib] {reason}: {message}\n")
     persist(path, outcome)
+    if log:
+        try:
+            with open(path / "output.log", "a") as f:
+                f.write(f"[katib] {reason}: {message}\n")
+        except OSError as e:  # the outcome is recorded; the copy in the output is a courtesy
+            logger.warning("cannot append to %s: %s", path / "output.log", e.strerror)
     return outcome
 
 

@@ -87,16 +87,17 @@ def with_output(message: str, output: Path | None) -> str:
 
 
 def exited(key: str, code: int, *, kill: dict | None, output: Path | None, output_tail: str = "",
-           start_time: float, completion_time: float) -> JobOutcome:
+           note: str = "", start_time: float, completion_time: float) -> JobOutcome:
     """The outcome of a job whose command ended with `code`; a kill the runner requested
-    (`{"reason", "message"}`) decides the reason over the status it caused."""
+    (`{"reason", "message"}`) decides the reason over the status it caused. `note` follows
+    the message (before the output pointer)."""
     if kill is not None:
-        reason, message, ok = kill["reason"], with_output(kill["message"], output), False
+        reason, message, ok = kill["reason"], with_output(kill["message"] + note, output), False
     elif code == 0:
-        reason, message, ok = "Completed", "", True
+        reason, message, ok = "Completed", note.lstrip("; "), True
     else:
         reason, ok = "Error", False
-        message = with_output(describe_exit(code, output_tail=output_tail), output)
+        message = with_output(describe_exit(code, output_tail=output_tail) + note, output)
     return JobOutcome(key=key, succeeded=ok, exit_code=code, reason=reason, message=message,
                       start_time=start_time, completion_time=completion_time)
 

@@ -359,8 +359,8 @@ class LocalRunner:
             return lj.decided(job.key, job.dir, reason="ProcessLost", start_time=job.start_time,
                               now=self._clock.now(), message=lo.LOST.format(exit=job.dir / "exit"))
         outcome = lj.exited(job.key, job.dir, status, start_time=job.start_time,
-                            completion_time=self._clock.now(), kill=job.kill)
-        outcome.message += lo.UNRECORDED.format(exit=job.dir / "exit")
+                            completion_time=self._clock.now(), kill=job.kill,
+                            note=lo.UNRECORDED.format(exit=job.dir / "exit"))
         lj.persist(job.dir, outcome)
         return outcome
 

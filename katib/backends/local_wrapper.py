@@ -251,8 +251,15 @@ def key_of_dir(name: str) -> str | None:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
+    """Write `data` to `path`; an OSError always names the path (a full disk fails the write
+    or the close, whose errors carry no file name)."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
 
 
 def write_atomic(path: Path, data: bytes) -> None:
