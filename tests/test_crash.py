@@ -1,13 +1,19 @@
 """Crash safety: `katib.py --fake run` is killed with SIGKILL at chosen points of a running
 experiment, restarted on the same database, and must still finish with exactly maxTrialCount
-trials, no duplicate names or assignments, every observation kept and no trial stuck."""
+trials, no duplicate names or assignments, every observation kept, no trial stuck, and every
+trial's command run exactly once (each run appends the trial's name to executions.log: the
+observation log alone is replaced on each collection and would not show a second run).
+After Ctrl-C, the trials it stopped run again on the next start; nothing else does."""
 from __future__ import annotations
 
+import copy
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -36,7 +42,7 @@ spec:
       - name: main
         image: none
         command: ["sh", "-c"]
-        args: ["sleep 0.3; echo accuracy=0.{{range .HyperParameters}}{{.Value}}{{end}}"]
+        args: ["echo {{.Trial}} >> EXECUTIONS; sleep 0.3; echo accuracy=0.{{range .HyperParameters}}{{.Value}}{{end}}"]
       restartPolicy: Never
 """}},
     },
@@ -76,7 +82,15 @@ def run_katib(tmp: Path, *, failpoints: str = "", kill_when_running: float | Non
     return proc.returncode
 
 
-def check_outcome(tmp: Path) -> None:
+def executions(tmp: Path) -> Counter:
+    """How often each trial's command started."""
+    log = tmp / "executions.log"
+    return Counter(log.read_text().split()) if log.exists() else Counter()
+
+
+def check_outcome(tmp: Path, *, reruns_allowed: int = 0) -> None:
+    """The finished experiment is whole, and each trial ran once (at most `reruns_allowed`
+    trials twice: those a Ctrl-C stopped)."""
     from katib.db import ObjectTable, connect, get_observation_log
 
     db = connect(str(tmp / "katib.db"))
@@ -102,16 +116,29 @@ def check_outcome(tmp: Path) -> None:
             assert [log.value for log in logs] == [f"0.{x}"]  # kept, and never duplicated
     finally:
         db.close()
+    runs = executions(tmp)
+    assert set(runs) == set(names), runs
+    twice = [name for name, n in runs.items() if n > 1]
+    assert all(runs[name] == 2 for name in twice) and len(twice) <= reruns_allowed, runs
 
 
 @pytest.fixture
 def tmp(tmp_path):
-    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(EXPERIMENT))
+    exp = copy.deepcopy(EXPERIMENT)
+    template = exp["spec"]["trialTemplate"]["goTemplate"]
+    template["rawTemplate"] = template["rawTemplate"].replace("EXECUTIONS", shlex.quote(str(tmp_path / "executions.log")))
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
     return tmp_path
 
 
+# Each point in the order a trial passes them: assignments recorded in the Suggestion (before
+# any Trial), Trial created, Job created (before the trial's status), metrics stored (before the
+# Job's status), the trial's completion stored (before its Job is deleted). (A run has no
+# multi-object transaction: see the deletion test for persist-mid-transaction.)
 @pytest.mark.parametrize("failpoint", ["assignments-recorded:1", "assignments-recorded:2",
-                                       "trial-created:2", "metrics-stored:1", "metrics-stored:4"])
+                                       "trial-created:2", "job-created:1", "job-created:4",
+                                       "metrics-stored:1", "metrics-stored:4",
+                                       "trial-completed:1", "trial-completed:5"])
 def test_sigkill_at_a_crash_point_then_restart(tmp, failpoint):
     code = run_katib(tmp, failpoints=failpoint)
     assert code == -signal.SIGKILL, run_katib.last
@@ -140,10 +167,91 @@ def test_ctrl_c_stops_trials_and_rerun_continues(tmp):
     assert code == 130, run_katib.last
     assert "interrupted" in run_katib.last[1]
     time.sleep(0.1)
-    leftover = subprocess.run(["pgrep", "-f", "sleep 0.3; echo accuracy"], capture_output=True, text=True)
+    leftover = subprocess.run(["pgrep", "-f", f"{tmp}.*sleep 0.3; echo accuracy"], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""  # trial processes were stopped
     assert run_katib(tmp) == 0, run_katib.last
+    check_outcome(tmp, reruns_allowed=EXPERIMENT["spec"]["parallelTrialCount"])
+
+
+DELETE_EXPERIMENT = r"""
+import sys, threading
+from pathlib import Path
+from katib.runtime import FakeControlPlane
+from katib.errors import NotFound
+
+KINDS = ("Experiment", "Suggestion", "Trial", "Job")
+plane = FakeControlPlane(db_url=sys.argv[1], work_dir=Path(sys.argv[2]))
+gone = threading.Event()
+
+def check(_event=None):
+    if not any(plane.backend.list(kind, "default") for kind in KINDS):
+        gone.set()
+
+plane.backend.subscribe(check, kinds=KINDS)
+plane.start()
+try:
+    plane.backend.delete("Experiment", "default", "crashy")
+except NotFound:  # deleted before the crash: the restarted controllers finish the cascade
+    pass
+check()
+ok = gone.wait(30)
+plane.stop()
+sys.exit(0 if ok else "the experiment's objects were not all deleted")
+"""
+
+
+def delete_experiment(tmp: Path, *, failpoints: str = "") -> subprocess.CompletedProcess:
+    env = dict(os.environ, KATIB_FAILPOINTS=failpoints, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", DELETE_EXPERIMENT, str(tmp / "katib.db"), str(tmp / "katib.db.d")],
+                          cwd=tmp, env=env, capture_output=True, text=True, timeout=60)
+
+
+def check_whole_writes(tmp: Path) -> None:
+    """The stored objects are what whole transactions leave (a restart would hide a torn one:
+    loading finishes deletions and collects orphans): an object whose owners are all gone was
+    removed or marked for deletion with its owner's removal, and one marked without any
+    finalizer left was removed in the same write."""
+    from katib.db import ObjectTable, connect
+
+    db = connect(str(tmp / "katib.db"))
+    try:
+        objects = ObjectTable(db).load_all()
+    finally:
+        db.close()
+    uids = {o["metadata"]["uid"] for o in objects}
+    assert any(o["kind"] == "Trial" for o in objects)  # the kill came before the last write
+    for obj in objects:
+        meta = obj["metadata"]
+        owners = [ref["uid"] for ref in meta.get("ownerReferences") or ()]
+        if owners and not set(owners) & uids:
+            assert meta.get("deletionTimestamp"), (obj["kind"], meta["name"], "orphaned by a torn write")
+        if meta.get("deletionTimestamp"):
+            assert meta.get("finalizers"), (obj["kind"], meta["name"], "deleted, yet stored")
+
+
+# Deleting a finished experiment removes it with its Suggestion and marks its 8 trials in one
+# transaction of 10 statements (the point is passed before the 2nd to the 10th); each trial then
+# goes alone (its Job went when it completed).
+@pytest.mark.parametrize("failpoint", ["persist-mid-transaction:1", "persist-mid-transaction:9"])
+def test_sigkill_inside_a_multi_object_transaction_then_restart(tmp, failpoint):
+    from katib.db import ObjectTable, connect, get_observation_log
+
+    assert run_katib(tmp) == 0, run_katib.last
     check_outcome(tmp)
+    trials = list(executions(tmp))
+    killed = delete_experiment(tmp, failpoints=failpoint)
+    assert killed.returncode == -signal.SIGKILL, (killed.stdout, killed.stderr)
+    check_whole_writes(tmp)
+    done = delete_experiment(tmp)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    db = connect(str(tmp / "katib.db"))
+    try:
+        kinds = {o["kind"] for o in ObjectTable(db).load_all()}
+        assert kinds <= {"ConfigMap"}, kinds  # nothing of the experiment came back
+        assert not any(get_observation_log(db, name) for name in trials)  # the finalizers ran
+    finally:
+        db.close()
+    assert all(n == 1 for n in executions(tmp).values())  # deleting ran nothing again
 
 
 def test_persistence_writes_at_the_end_of_a_transaction(tmp_path):
