@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from katib.errors import KatibError
-from katib.serde import yaml_documents, yaml_error_text
+from katib.yamljson import yaml_documents, yaml_error_text
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_CONFIG_FILE = CONFIG_DIR / "katib-config.yaml"

@@ -31,8 +31,6 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
-import yaml
-
 from katib.errors import FieldError, Invalid
 
 NUMBER_AS_STRING = "serde:number-as-string"
@@ -206,12 +204,17 @@ class _Shape:
         return hash(self.text)
 
 
-def _type_error(path: str, value: Any, message: str) -> FieldError:
+def abbreviated(value: Any) -> Any:
+    """How a value shows inside an error line: scalars as they are, `{...}` / `[...]` else."""
     if isinstance(value, dict):
-        value = _Shape("{...}")
-    elif isinstance(value, list):
-        value = _Shape("[...]")
-    return FieldError(path or "<root>", message, value=value)
+        return _Shape("{...}")
+    if isinstance(value, list):
+        return _Shape("[...]")
+    return value
+
+
+def _type_error(path: str, value: Any, message: str) -> FieldError:
+    return FieldError(path or "<root>", message, value=abbreviated(value))
 
 
 def _join(path: str, key: str) -> str:
@@ -260,54 +263,3 @@ def _dump_value(value: Any, extras: bool) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
         return value
     return int(value)
-
-
-# ---------------------------------------------------------------------------------------- YAML
-
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~20x faster parsing
-
-
-class JsonYamlLoader(_BaseLoader):
-    """YAML as Kubernetes reads it into JSON: timestamps stay strings (no datetime objects)."""
-
-
-JsonYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def yaml_documents(text: str) -> list[Any]:
-    """Every document of a YAML (or JSON) text; raises yaml.YAMLError."""
-    return list(yaml.load_all(text, Loader=JsonYamlLoader))
-
-
-def yaml_first_document(text: str) -> Any:
-    """Only the first document; later ones are not even parsed (as Go's decoder does)."""
-    return next(iter(yaml.load_all(text, Loader=JsonYamlLoader)), None)
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-_Dumper.add_multi_representer(str, _represent_str)
-
-
-def yaml_dump(obj: Any) -> str:
-    """Block-style YAML, keys in their order, multi-line strings as `|` literals."""
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=4096)
-
-
-def yaml_error_text(err: yaml.YAMLError) -> str:
-    """One line, Go-like: `yaml: line 3: mapping values are not allowed in this context`."""
-    mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    return f"yaml: line {mark.line + 1}: {problem}" if mark is not None else f"yaml: {problem}"

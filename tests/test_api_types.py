@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from katib import serde
+from katib import serde, yamljson
 from katib.api import constants as c
 from katib.api.types import (AlgorithmSpec, Condition, Experiment, ExperimentSpec, FeasibleSpace,
                              ObjectiveSpec, ParameterSpec, Suggestion, Trial)
@@ -21,7 +21,7 @@ EXAMPLES = sorted((UPSTREAM / "examples/v1alpha3").rglob("*.yaml"))
 
 
 def load_yaml(path: Path) -> dict:
-    return serde.yaml_first_document(path.read_text())
+    return yamljson.yaml_first_document(path.read_text())
 
 
 def same_with_order(a, b) -> bool:
@@ -231,9 +231,9 @@ def test_condition_and_enums_are_plain_strings():
 
 
 def test_yaml_helpers_keep_timestamps_as_text_and_dump_block_literals():
-    docs = serde.yaml_documents("metadata:\n  creationTimestamp: 2020-06-10T01:02:03Z\n---\n")
+    docs = yamljson.yaml_documents("metadata:\n  creationTimestamp: 2020-06-10T01:02:03Z\n---\n")
     assert docs[0]["metadata"]["creationTimestamp"] == "2020-06-10T01:02:03Z"
-    text = serde.yaml_dump({"rawTemplate": "a: 1\nb: 2"})
+    text = yamljson.yaml_dump({"rawTemplate": "a: 1\nb: 2"})
     assert text == "rawTemplate: |-\n  a: 1\n  b: 2\n"
 
 

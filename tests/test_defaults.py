@@ -10,7 +10,7 @@ import pytest
 from tests.corpus import EXAMPLES_DIR
 
 from katib.api.defaults import set_defaults
-from katib.serde import yaml_first_document
+from katib.yamljson import yaml_first_document
 
 EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.yaml"))
 RAW = "apiVersion: batch/v1\nkind: Job\n"

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EDGES = ("katib.backends", "katib.db", "katib.webhook", "katib.controllers", "katib.cli", "katib.runtime",
          "aiohttp", "kubernetes", "peewee")
 PURE_LAYERS = ("katib/api", "katib/algorithms", "katib/gotemplate", "collector")
-BASE_UTILITIES = ("errors", "serde", "clock", "logs", "config")
+BASE_UTILITIES = ("errors", "serde", "yamljson", "clock", "logs", "config")
 
 
 def module_name(path: Path) -> str:

@@ -13,7 +13,7 @@ from katib.api.templates import (DecodeError, HyperParameter, TrialTemplateError
 from katib.api.types import Experiment, ParameterAssignment
 from katib.config import configmap_lookup, default_trial_templates
 from katib.errors import NotFound
-from katib.serde import yaml_first_document
+from katib.yamljson import yaml_first_document
 
 try:
     from katib.gotemplate import TemplateError

@@ -13,7 +13,7 @@ from tests.corpus import EXAMPLES_DIR
 from katib.api.validation import admit, validate_experiment, validate_trial_template
 from katib.config import KatibConfig, configmap_lookup, default_trial_templates
 from katib.errors import FieldError, Invalid
-from katib.serde import yaml_first_document
+from katib.yamljson import yaml_first_document
 
 try:
     from katib.gotemplate import render  # noqa: F401  (validation renders trial templates)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from katib.errors import KatibError, NotFound
-from katib.serde import yaml_error_text, yaml_first_document
+from katib.yamljson import yaml_error_text, yaml_first_document
 
 GetConfigMap = Callable[[str, str], "dict | None"]
 

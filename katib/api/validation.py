@@ -27,6 +27,7 @@ import re
 from typing import Any, Callable
 
 from katib.api import constants as c
+from katib.api import meta as meta_rules
 from katib.api.defaults import set_defaults
 from katib.api.types import Experiment, ExperimentSpec
 from katib.api.validation_collector import validate_metrics_collector
@@ -64,12 +65,13 @@ def validate_experiment(exp: dict, *, old: dict | None = None, config,
     `old`: the stored object on UPDATE. `namespace_labels`: labels of the experiment's
     Namespace; None skips upstream's namespace-label gate (no cluster). `config`: a
     katib.config.KatibConfig. `get_configmap(namespace, name)` → ConfigMap dict or None."""
+    meta_errors = _check_metadata(exp, creating=old is None)
     type_errors = check_types(Experiment, exp)
     if type_errors:
-        return type_errors
+        return meta_errors + type_errors
     exp = set_defaults(exp, katib_namespace=katib_namespace)
     spec = exp["spec"]
-    errors = _check_namespace_gate(exp, namespace_labels) + _check_metadata(exp) + _check_counts(spec)
+    errors = _check_namespace_gate(exp, namespace_labels) + meta_errors + _check_counts(spec)
     if old is not None:
         return errors + _check_update(spec, set_defaults(old, katib_namespace=katib_namespace))
     shape_errors = _check_parameters_or_nas(spec)
@@ -101,11 +103,24 @@ def _check_namespace_gate(exp: dict, labels: dict | None) -> list[FieldError]:
         f'"{c.NAMESPACE_INJECTION_LABEL}: {c.NAMESPACE_INJECTION_VALUE}"'), kind="")]
 
 
-def _check_metadata(exp: dict) -> list[FieldError]:
-    meta = _meta(exp)
-    if meta.get("name") or meta.get("generateName"):
-        return []
-    return [FieldError("metadata.name", "name or generateName is required", kind="Required value")]
+def _check_metadata(exp: dict, *, creating: bool) -> list[FieldError]:
+    """Kubernetes' metadata rules (the API server's, katib/api/meta.py) and what the names of
+    the experiment's trials need: each trial carries label `experiment: <name>` (a label value,
+    at most 63 characters) and is named `<name>-<8 characters>`."""
+    meta = exp.get("metadata")
+    if meta is None:
+        meta = {}
+    elif not isinstance(meta, dict):
+        return []           # the type check reports it
+    if creating:
+        errors = meta_rules.create_errors(meta)
+    else:                   # a stored object has a resourceVersion
+        errors = meta_rules.identity_errors(meta) + meta_rules.metadata_errors(meta)
+    name = meta.get("name")
+    if not errors and isinstance(name, str) and len(name) > meta_rules.MAX_LABEL:
+        errors.append(FieldError("metadata.name", f"must be no more than {meta_rules.MAX_LABEL} characters: "
+                                 f"trials carry it as the value of label {c.LABEL_EXPERIMENT}", name))
+    return errors
 
 
 # ------------------------------------------------------------------------------ counts, update

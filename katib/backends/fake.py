@@ -27,7 +27,7 @@ from katib.backends.base import Handler, Resource, WatchEvent, matches_labels, o
 from katib.backends.fake_faults import Faults, Injection
 from katib.backends.fake_meta import (
     added_finalizers_error, address, already_exists, check_preconditions, drop_empty_meta, merge_update,
-    metadata_errors, namespace_of, not_found, resolve, resource_of, resource_text, spec_of, validate_create)
+    metadata_errors, namespace_of, not_found, resolve, resource_of, resource_text, spec_of, create_errors)
 from katib.backends.fake_store import Persistence, Store, Txn, clone
 from katib.clock import Clock
 from katib.errors import FieldError, Invalid, NotFound
@@ -96,20 +96,24 @@ class FakeBackend:
 
     # ---- writes -----------------------------------------------------------------------------
     def create(self, obj: dict) -> dict:
+        """Store a new object. Metadata problems and admission's are reported together (one
+        Invalid listing both), as a client needs every problem at once."""
         res = resolve(obj)
         new = {"apiVersion": "", **clone(obj)}  # apiVersion first, as objects are written out
         new["apiVersion"] = res.api_version
+        if not isinstance(new.get("metadata") or {}, dict):
+            raise Invalid(create_errors(res, new), kind=res.kind)
         meta = new["metadata"] = drop_empty_meta(new.get("metadata") or {})
         if res.namespaced:
-            meta["namespace"] = namespace_of(res, meta.get("namespace"), name=meta.get("name", ""))
+            meta["namespace"] = namespace_of(res, meta.get("namespace"), name=str(meta.get("name") or ""))
         else:
             meta.pop("namespace", None)
-        self._faults.check("create", res.kind, meta.get("namespace", ""), meta.get("name"))
+        self._faults.check("create", res.kind, str(meta.get("namespace", "")), str(meta.get("name")))
         with self._writing() as txn:
-            if not meta.get("name") and meta.get("generateName"):
+            errors = create_errors(res, new)   # before a name is generated from generateName
+            if not errors and not meta.get("name") and meta.get("generateName"):
                 meta["name"] = self._generate_name(res, meta)
-            validate_create(res, new)
-            new = self._admit("CREATE", res, new, None)
+            new = self._admit_with(errors, res, new)
             if self._store.get(object_key(new)) is not None:
                 raise already_exists(res, new["metadata"]["name"])
             if res.has_status:
@@ -121,6 +125,19 @@ class FakeBackend:
             stored = txn.commit(new)
         self._faults.check("create", res.kind, meta.get("namespace", ""), meta["name"], after=True)
         return clone(stored)
+
+    def _admit_with(self, errors: list[FieldError], res: Resource, new: dict) -> dict:
+        """CREATE admission of `new`; raises Invalid with `errors` (the metadata's) followed by
+        admission's own (those it shares with the metadata checks listed once)."""
+        try:
+            admitted = self._admit("CREATE", res, new, None)
+        except Invalid as err:
+            errors = errors + [e for e in err.errors if e not in errors]
+        if errors:
+            meta = new["metadata"]
+            name = meta.get("name") or meta.get("generateName")
+            raise Invalid(errors, kind=res.kind, name=name if isinstance(name, str) else "")
+        return admitted
 
     def update(self, obj: dict) -> dict:
         """Write metadata (labels, annotations, finalizers, ownerReferences) and spec; `status` in

@@ -1,12 +1,14 @@
 """Object-metadata rules of FakeBackend: kind resolution, API-server error texts, validation of
 what a client may send, and the merge an update performs (client metadata+spec, server status).
 
-Pure functions over plain dicts; FakeBackend calls them before it touches the store."""
+Pure functions over plain dicts; FakeBackend calls them before it touches the store. The metadata
+rules themselves are katib/api/meta.py's, shared with Experiment admission."""
 from __future__ import annotations
 
-import re
-
+from katib.api import meta as meta_rules
+from katib.api.meta import metadata_errors  # noqa: F401  (the update path checks these)
 from katib.backends.base import RESOURCES, Resource
+from katib.serde import abbreviated
 from katib.errors import AlreadyExists, Conflict, FieldError, Invalid, NotFound
 
 # Metadata a client may write through `update`; everything else in metadata is the server's.
@@ -15,8 +17,6 @@ WRITABLE_META = ("labels", "annotations", "finalizers", "ownerReferences")
 _NOT_SPEC = frozenset(("apiVersion", "kind", "metadata"))
 _NOT_SPEC_WITH_STATUS = _NOT_SPEC | {"status"}
 
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def resource_of(kind: str) -> Resource:
@@ -61,6 +61,8 @@ def resolve(obj: dict) -> Resource:
     kind = obj.get("kind")
     if not kind:
         raise Invalid([FieldError("kind", "kind must be set", kind="Required value")])
+    if not isinstance(kind, str):
+        raise Invalid([FieldError("kind", "must be a string", abbreviated(kind))])
     res = resource_of(kind)
     api_version = obj.get("apiVersion")
     if api_version and api_version != res.api_version:
@@ -89,54 +91,10 @@ def address(res: Resource, obj: dict) -> tuple[str, str]:
     return namespace_of(res, meta.get("namespace"), name=name), name
 
 
-def validate_create(res: Resource, obj: dict) -> None:
-    """What the API server refuses on create before admission (names, server-owned fields, metadata)."""
-    meta = obj["metadata"]
-    errors: list[FieldError] = []
-    if meta.get("resourceVersion"):
-        errors.append(FieldError("metadata.resourceVersion", "may not be set on objects to be created",
-                                 kind="Forbidden"))
-    name = meta.get("name")
-    if not name:
-        errors.append(FieldError("metadata.name", "name or generateName is required", kind="Required value"))
-    elif len(name) > 253 or not _SUBDOMAIN.fullmatch(name):
-        errors.append(FieldError("metadata.name", "must be a lowercase RFC 1123 subdomain: lower case "
-                                 "alphanumerics, '-' or '.', starting and ending with an alphanumeric", name))
-    ns = meta.get("namespace")
-    if ns and (len(ns) > 63 or not _LABEL.fullmatch(ns)):
-        errors.append(FieldError("metadata.namespace", "must be a lowercase RFC 1123 label", ns))
-    errors += metadata_errors(meta)
-    if errors:
-        raise Invalid(errors, kind=res.kind, name=name or meta.get("generateName", ""))
-
-
-def metadata_errors(meta: dict) -> list[FieldError]:
-    """Type checks of the client-writable metadata, and owner-reference completeness."""
-    errors = []
-    for field in ("labels", "annotations"):
-        value = meta.get(field)
-        if value is not None and not (isinstance(value, dict)
-                                      and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
-            errors.append(FieldError(f"metadata.{field}", "must be a map of strings to strings", value,
-                                     kind="Invalid value"))
-    finalizers = meta.get("finalizers")
-    if finalizers is not None and not (isinstance(finalizers, list) and all(isinstance(f, str) and f
-                                                                           for f in finalizers)):
-        errors.append(FieldError("metadata.finalizers", "must be a list of non-empty strings", finalizers))
-    refs = meta.get("ownerReferences")
-    if refs is None:
-        return errors
-    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
-        return errors + [FieldError("metadata.ownerReferences", "must be a list of objects", refs)]
-    for i, ref in enumerate(refs):
-        for key in ("apiVersion", "kind", "name", "uid"):
-            if not ref.get(key):
-                errors.append(FieldError(f"metadata.ownerReferences[{i}].{key}", f"{key} must not be empty",
-                                         kind="Required value"))
-    if sum(1 for r in refs if r.get("controller")) > 1:
-        errors.append(FieldError("metadata.ownerReferences", "Only one reference can have Controller set to true",
-                                 refs))
-    return errors
+def create_errors(res: Resource, obj: dict) -> list[FieldError]:
+    """What the API server refuses on create before admission (names, server-owned fields,
+    metadata); FakeBackend.create reports these together with admission's problems."""
+    return meta_rules.create_errors(obj.get("metadata"), namespaced=res.namespaced)
 
 
 def drop_empty_meta(meta: dict) -> dict:
@@ -183,4 +141,6 @@ def added_finalizers_error(stored: dict, new: dict) -> Invalid | None:
 
 
 def _name(obj: dict) -> str:
-    return (obj.get("metadata") or {}).get("name") or ""
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""

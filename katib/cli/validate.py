@@ -19,7 +19,8 @@ from katib.cli import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_OK
 from katib.cli.common import add_config_arguments, configmaps, load_config, print_lines
 from katib.cli.inputs import Document, read_inputs
 from katib.config import ConfigError
-from katib.serde import check as check_types, yaml_dump
+from katib.serde import check as check_types
+from katib.yamljson import yaml_dump
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
