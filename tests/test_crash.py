@@ -136,9 +136,8 @@ def tmp(tmp_path):
 # Job's status), the trial's completion stored (before its Job is deleted). (A run has no
 # multi-object transaction: see the deletion test for persist-mid-transaction.)
 @pytest.mark.parametrize("failpoint", ["assignments-recorded:1", "assignments-recorded:2",
-                                       "trial-created:2", "job-created:1", "job-created:4",
-                                       "metrics-stored:1", "metrics-stored:4",
-                                       "trial-completed:1", "trial-completed:5"])
+                                       "trial-created:2", "job-created:4",
+                                       "metrics-stored:1", "metrics-stored:4", "trial-completed:5"])
 def test_sigkill_at_a_crash_point_then_restart(tmp, failpoint):
     code = run_katib(tmp, failpoints=failpoint)
     assert code == -signal.SIGKILL, run_katib.last
