@@ -20,6 +20,9 @@ from katib.yamljson import yaml_error_text, yaml_first_document
 GetConfigMap = Callable[[str, str], "dict | None"]
 
 TEMPLATE_NAME = "Trial"   # upstream parses with template.New("Trial")
+# The most a template source may hold: as much as it may render (katib.gotemplate's output
+# cap), and below what an API server stores in one object (etcd's 1.5 MiB).
+MAX_TEMPLATE_CHARS = 1 << 20
 
 
 # The template's data object. Field names are Go's exported names, which templates refer to
@@ -57,7 +60,7 @@ def template_source(exp: Any, *, get_configmap: GetConfigMap) -> str:
     texts: `configmaps "<name>" not found`, or `NotFound` when the ConfigMap lacks the key."""
     go = _go_template(_as_dict(exp))
     if go.get("rawTemplate"):
-        return str(go["rawTemplate"])
+        return _capped(str(go["rawTemplate"]), "spec.trialTemplate.goTemplate.rawTemplate")
     ref = go.get("templateSpec")
     if not isinstance(ref, dict):
         raise TrialTemplateError("spec.trialTemplate.goTemplate has neither rawTemplate nor templateSpec")
@@ -69,7 +72,14 @@ def template_source(exp: Any, *, get_configmap: GetConfigMap) -> str:
     path = ref.get("templatePath") or ""
     if path not in data:
         raise NotFound("NotFound")
-    return str(data[path])
+    return _capped(str(data[path]), f'configmap "{name}" key "{path}"')
+
+
+def _capped(source: str, where: str) -> str:
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TrialTemplateError(f"{where} holds {len(source)} characters, more than the "
+                                 f"{MAX_TEMPLATE_CHARS} a trial template may have")
+    return source
 
 
 def template_params(exp: Any, *, trial_name: str,
@@ -89,11 +99,16 @@ def render_trial_template(exp: Any, *, trial_name: str, assignments: Iterable[An
     """The job manifest text of trial `trial_name` with `assignments` (dicts with name/value or
     ParameterAssignment). Raises NotFound / TrialTemplateError (source) or
     katib.gotemplate.TemplateError (parse/execute)."""
-    from katib.gotemplate import render
+    template = parse_trial_template(exp, get_configmap=get_configmap)
+    return template.execute(template_params(exp, trial_name=trial_name, assignments=assignments))
 
-    source = template_source(exp, get_configmap=get_configmap)
-    params = template_params(exp, trial_name=trial_name, assignments=assignments)
-    return render(source, params, name=TEMPLATE_NAME)
+
+def parse_trial_template(exp: Any, *, get_configmap: GetConfigMap):
+    """The parsed template (katib.gotemplate.Template) of `exp`, to execute for several trials.
+    Raises as render_trial_template does."""
+    from katib.gotemplate import parse
+
+    return parse(template_source(exp, get_configmap=get_configmap), TEMPLATE_NAME)
 
 
 def decode_job(text: str) -> dict:

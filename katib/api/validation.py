@@ -23,7 +23,9 @@ without re-checking the rest."""
 from __future__ import annotations
 
 import math
+import random
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from katib.api import constants as c
@@ -78,9 +80,24 @@ def validate_experiment(exp: dict, *, old: dict | None = None, config,
     algorithm_errors = _drop_paths(_check_algorithm(spec, config), shape_errors)
     errors += _check_objective(spec.get("objective")) + algorithm_errors
     errors += _check_resume_policy(spec.get("resumePolicy"))
-    errors += validate_trial_template(exp, get_configmap=get_configmap)
-    errors += shape_errors + _drop_paths(_check_search_space(spec), algorithm_errors)
-    return errors + validate_metrics_collector(spec, config=config)
+    space_errors = shape_errors + _drop_paths(_check_search_space(spec), algorithm_errors)
+    samples = [] if space_errors or algorithm_errors else _representative(spec)
+    errors += validate_trial_template(exp, get_configmap=get_configmap, assignments=samples)
+    return errors + space_errors + validate_metrics_collector(spec, config=config)
+
+
+def _representative(spec: dict) -> list[list[tuple[str, str]]]:
+    """Assignment lists to render the template with (katib.algorithms.samples): the real
+    parameter names with their extreme and list values, or one NAS architecture."""
+    from katib.algorithms.samples import NAS_OUTPUTS, fixed_values, nas_assignments, representative_assignments
+
+    if spec.get("parameters"):
+        return representative_assignments(spec["parameters"], fixed=fixed_values(spec))
+    algorithm = (spec.get("algorithm") or {}).get("algorithmName")
+    if spec.get("nasConfig") is None or algorithm not in NAS_OUTPUTS:
+        return []
+    settings = {s.get("name"): s.get("value") for s in spec["algorithm"].get("algorithmSettings") or []}
+    return [nas_assignments(spec["nasConfig"], algorithm=algorithm, settings=settings, rng=random.Random(0))]
 
 
 def _drop_paths(errors: list[FieldError], reported: list[FieldError]) -> list[FieldError]:
@@ -250,6 +267,7 @@ def _check_search_space(spec: dict) -> list[FieldError]:
 
     root = {"spec": spec}
     errors = [problem_error(p, m, root=root) for p, m in validate_space(spec.get("parameters") or [])]
+    errors += _check_double_range(spec.get("parameters") or [], "spec.parameters")
     if spec.get("nasConfig") is not None:
         errors += _check_nas_shape(spec["nasConfig"], root)
     exempt = _hyperband_resource(spec)
@@ -292,7 +310,35 @@ def _check_nas_shape(nas: dict, root: dict) -> list[FieldError]:
             errors.append(FieldError(f"{path}.operationType", "operationType is required", kind="Required value"))
         for p, m in validate_space(operation.get("parameters") or []):
             errors.append(problem_error(_rebase(p, path), _rebase(m, path), root=root))
+        errors += _check_double_range(operation.get("parameters") or [], f"{path}.parameters")
     return errors
+
+
+def _check_double_range(parameters: list, base: str) -> list[FieldError]:
+    """Numbers that are decimals but no doubles (`-1e400`): every algorithm computes in float64,
+    where they become ±inf and the samples nan. (`inf`/`nan` themselves are not numbers to
+    validate_space.)"""
+    errors = []
+    for i, parameter in enumerate(parameters):
+        space = parameter.get("feasibleSpace") if isinstance(parameter, dict) else None
+        if not isinstance(space, dict):
+            continue
+        path = f"{base}[{i}].feasibleSpace"
+        fields = [(key, space.get(key)) for key in ("min", "max", "step")]
+        if parameter.get("parameterType") == "discrete" and isinstance(space.get("list"), list):
+            fields += [(f"list[{k}]", v) for k, v in enumerate(space["list"])]
+        errors += [FieldError(f"{path}.{key}", "is beyond the range of a double (about ±1.8e308)", value)
+                   for key, value in fields if _overflows_double(value)]
+    return errors
+
+
+def _overflows_double(value: Any) -> bool:
+    """A finite decimal number whose float64 is infinite."""
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return False
+    return number.is_finite() and not math.isfinite(float(number))
 
 
 def _rebase(text: str, path: str) -> str:

@@ -1,26 +1,32 @@
 """Admission checks of spec.trialTemplate (upstream validateTrialTemplate; shared spec
 defaults-and-validation.md §2.2).
 
-The template is rendered as for a real trial named `<experiment>-trial`, without
-hyperparameters; the first document of the output must be a Job, TFJob or PyTorchJob named
-`<experiment>-trial` in the experiment's namespace. Every message is upstream's sentence
-`Invalid spec.trialTemplate: ...`, reported at path `spec.trialTemplate` in the bare
-`path: message` form (the sentence already shows what is wrong). Unlike upstream, the
-namespace and name problems are both reported when both occur."""
+The template is rendered as for a real trial named `<experiment>-trial`; the first document of
+the output must be a Job, TFJob or PyTorchJob named `<experiment>-trial` in the experiment's
+namespace, with metadata an API server accepts. Upstream rendered it without hyperparameters,
+so a parameter name or value that breaks the manifest (`error converting YAML to JSON`) passed
+admission and every trial then failed to start; here it is rendered once per representative
+assignment list too (the real names, values from katib.algorithms.samples), and a failure names
+the assignment. Every message is upstream's sentence `Invalid spec.trialTemplate: ...`,
+reported at path `spec.trialTemplate` in the bare `path: message` form (the sentence already
+shows what is wrong). Unlike upstream, the namespace and name problems are both reported."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from katib.api import constants as c
-from katib.api.templates import DecodeError, decode_job, render_trial_template
+from katib.api.meta import metadata_errors
+from katib.api.templates import decode_job, parse_trial_template, template_params
 from katib.errors import FieldError, KatibError
 
 PATH = "spec.trialTemplate"
+Assignments = Sequence[tuple[str, str]]
 
 
-def validate_trial_template(exp: dict, *,
-                            get_configmap: Callable[[str, str], dict | None]) -> list[FieldError]:
-    """Every problem of the (defaulted) Experiment `exp`'s trial template."""
+def validate_trial_template(exp: dict, *, get_configmap: Callable[[str, str], dict | None],
+                            assignments: Sequence[Assignments] = ()) -> list[FieldError]:
+    """Every problem of the (defaulted) Experiment `exp`'s trial template, rendered with no
+    hyperparameters and with each of `assignments` ((name, value) lists)."""
     from katib.gotemplate import TemplateError
 
     meta = exp.get("metadata") or {}
@@ -28,12 +34,23 @@ def validate_trial_template(exp: dict, *,
     namespace = str(meta.get("namespace") or "")
     trial_name = name + c.VALIDATION_TRIAL_SUFFIX
     try:
-        text = render_trial_template(exp, trial_name=trial_name, assignments=[],
-                                     get_configmap=get_configmap)
-        job = decode_job(text)
-    except (KatibError, TemplateError, DecodeError) as err:
+        template = parse_trial_template(exp, get_configmap=get_configmap)
+        job = decode_job(template.execute(template_params(exp, trial_name=trial_name)))
+    except (KatibError, TemplateError) as err:   # DecodeError is a KatibError
         return [_error(f"{err}.")]
-    return _check_job(job, namespace=namespace, trial_name=trial_name)
+    errors = _check_job(job, namespace=namespace, trial_name=trial_name)
+    for row in assignments:
+        params = template_params(exp, trial_name=trial_name,
+                                 assignments=[{"name": n, "value": v} for n, v in row])
+        try:
+            decode_job(template.execute(params))
+        except (KatibError, TemplateError) as err:
+            return errors + [_error(f"{err} (rendered with {_shown(row)}).")]
+    return errors
+
+
+def _shown(row: Assignments) -> str:
+    return ", ".join(f"{n}={v}" for n, v in row)
 
 
 def _check_job(job: dict, *, namespace: str, trial_name: str) -> list[FieldError]:
@@ -46,6 +63,8 @@ def _check_job(job: dict, *, namespace: str, trial_name: str) -> list[FieldError
         errors.append(_error(f"metadata.namespace should be {namespace} or {{{{.NameSpace}}}}"))
     if meta.get("name") != trial_name:
         errors.append(_error("metadata.name should be {{.Trial}}"))
+    # Labels, annotations, ... the API server would refuse when the trial creates the Job.
+    errors += [_error(f"the Job's {e}.") for e in metadata_errors(meta)]
     return errors
 
 

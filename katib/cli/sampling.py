@@ -1,25 +1,19 @@
 """Assignments for `katib.py render`: the user's `--set NAME=VALUE` values, checked against
 the feasible space, and a random draw for every parameter left unset.
 
-Draws come from katib.algorithms (`random` for hyperparameters; the experiment's own
-algorithm for NAS when it can suggest) and fall back to a small local sampler that follows
-upstream's output formats (algorithms.md §8–9 for ENAS/DARTS)."""
+Draws come from katib.algorithms: `random` for hyperparameters; for NAS the experiment's own
+algorithm when it can suggest, else katib.algorithms.samples' upstream formats (ENAS/DARTS)."""
 from __future__ import annotations
 
-import itertools
-import json
-import math
 import random
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-NAS_OUTPUTS = {"enas": ("architecture", "nn_config"),
-               "darts": ("algorithm-settings", "search-space", "num-layers")}
-DARTS_DEFAULTS = {"num_epochs": 50, "w_lr": 0.025, "w_lr_min": 0.001, "w_momentum": 0.9,
-                  "w_weight_decay": 3e-4, "w_grad_clip": 5.0, "alpha_lr": 3e-4,
-                  "alpha_weight_decay": 1e-3, "batch_size": 128, "num_workers": 4,
-                  "init_channels": 16, "print_step": 50, "num_nodes": 4, "stem_multiplier": 3}
+from katib.algorithms.base import SuggestRequest
+from katib.algorithms.registry import can_suggest, suggest
+from katib.algorithms.samples import NAS_OUTPUTS, fixed_values, nas_assignments
+
 _INT = re.compile(r"[+-]?\d+")
 
 
@@ -99,17 +93,19 @@ def _number(text: Any) -> Decimal | None:
 # ----------------------------------------------------------------------------------- sampling
 
 def sample(spec: dict, *, algorithm: str, seed: int | None) -> list[tuple[str, str]]:
+    """One draw for every parameter; ValueError when no algorithm can give one."""
     if spec.get("nasConfig") is not None and not spec.get("parameters"):
-        return _from_registry(spec, algorithm, seed) or _sample_nas(spec, algorithm, random.Random(seed))
-    return _from_registry(spec, "random", seed) or _sample_parameters(spec, random.Random(seed))
+        return _from_registry(spec, algorithm, seed) or nas_assignments(
+            spec["nasConfig"], algorithm=algorithm, settings=_settings(spec), rng=random.Random(seed))
+    fixed = fixed_values(spec)
+    free = [p for p in spec.get("parameters") or [] if p.get("name") not in fixed]
+    drawn = dict(_from_registry({**spec, "parameters": free}, "random", seed) or []) if free else {}
+    if len(drawn) < len(free):
+        raise ValueError("the random algorithm cannot sample this search space")
+    return [(p["name"], fixed.get(p["name"]) or drawn[p["name"]]) for p in spec.get("parameters") or []]
 
 
 def _from_registry(spec: dict, algorithm: str, seed: int | None) -> list[tuple[str, str]] | None:
-    try:
-        from katib.algorithms.base import SuggestRequest
-        from katib.algorithms.registry import can_suggest, suggest
-    except ImportError:
-        return None
     if not can_suggest(algorithm):
         return None
     request = SuggestRequest(
@@ -120,7 +116,7 @@ def _from_registry(spec: dict, algorithm: str, seed: int | None) -> list[tuple[s
         max_trial_count=int(spec.get("maxTrialCount") or 0), nas_config=spec.get("nasConfig"))
     try:
         reply = suggest(request)
-    except (ValueError, NotImplementedError):   # e.g. a space the algorithm refuses; draw locally
+    except (ValueError, NotImplementedError):   # e.g. a space the algorithm refuses
         return None
     return list(reply.assignments[0]) if reply.assignments else None
 
@@ -128,85 +124,3 @@ def _from_registry(spec: dict, algorithm: str, seed: int | None) -> list[tuple[s
 def _settings(spec: dict) -> dict[str, str]:
     settings = (spec.get("algorithm") or {}).get("algorithmSettings") or []
     return {str(s.get("name") or ""): str(s.get("value") or "") for s in settings if isinstance(s, dict)}
-
-
-def _sample_parameters(spec: dict, rng: random.Random) -> list[tuple[str, str]]:
-    return [(str(p.get("name")), _draw(p, rng)) for p in spec.get("parameters") or []]
-
-
-def _draw(parameter: dict, rng: random.Random) -> str:
-    kind, space = parameter.get("parameterType"), parameter.get("feasibleSpace") or {}
-    if kind in ("categorical", "discrete"):
-        return str(rng.choice(space["list"]))
-    low, high = float(space["min"]), float(space["max"])
-    step = float(space["step"]) if space.get("step") else (1.0 if kind == "int" else 0.0)
-    if kind == "int":
-        return str(int(low) + int(step) * rng.randint(0, int((high - low) // step)))
-    if step:
-        return str(low + step * rng.randint(0, math.floor((high - low) / step + 1e-9)))
-    return str(rng.uniform(low, high))
-
-
-# ---------------------------------------------------------------------------------------- NAS
-
-def _sample_nas(spec: dict, algorithm: str, rng: random.Random) -> list[tuple[str, str]]:
-    nas = spec["nasConfig"]
-    graph = nas.get("graphConfig") or {}
-    if algorithm == "darts":
-        settings = {**DARTS_DEFAULTS, **_settings(spec)}
-        return [("algorithm-settings", _squote(settings)),
-                ("search-space", _squote(_darts_primitives(nas.get("operations") or []))),
-                ("num-layers", str(graph.get("numLayers")))]
-    if algorithm == "enas":
-        return _sample_enas(graph, nas.get("operations") or [], rng)
-    raise ValueError(f"algorithm {algorithm} does not produce a neural architecture")
-
-
-def _darts_primitives(operations: list[dict]) -> list[str]:
-    out = []
-    for op in operations:
-        kind = op.get("operationType")
-        if kind == "skip_connection":
-            out.append(kind)
-            continue
-        first = (op.get("parameters") or [{}])[0]
-        out += [f"{kind}_{f}x{f}" for f in (first.get("feasibleSpace") or {}).get("list") or []]
-    return out
-
-
-def _sample_enas(graph: dict, operations: list[dict], rng: random.Random) -> list[tuple[str, str]]:
-    table = _enas_operations(operations)
-    layers = int(graph["numLayers"])
-    arch = [[rng.randrange(len(table))] + [rng.randint(0, 1) for _ in range(layer)]
-            for layer in range(layers)]
-    used = sorted({row[0] for row in arch})
-    embedding = {str(i): {"opt_id": i, "opt_type": table[i][0], "opt_params": table[i][1]} for i in used}
-    config = {"num_layers": layers, "input_sizes": graph.get("inputSizes"),
-              "output_sizes": graph.get("outputSizes"), "embedding": embedding}
-    return [("architecture", _squote(arch)), ("nn_config", _squote(config))]
-
-
-def _enas_operations(operations: list[dict]) -> list[tuple[str, dict]]:
-    """Every (operationType, {param: value}) in id order: last parameter varies fastest."""
-    table = []
-    for op in operations:
-        params = op.get("parameters") or []
-        names = [p.get("name") for p in params]
-        for combo in itertools.product(*(_enas_values(p) for p in params)):
-            table.append((op.get("operationType"), dict(zip(names, combo))))
-    return table
-
-
-def _enas_values(parameter: dict) -> list:
-    space = parameter.get("feasibleSpace") or {}
-    if parameter.get("parameterType") == "categorical":
-        return list(space.get("list") or [])
-    if parameter.get("parameterType") == "int":
-        return list(range(int(space["min"]), int(space["max"]) + 1, int(space["step"])))
-    low, high, step = float(space["min"]), float(space["max"]), float(space["step"])
-    return [low + i * step for i in range(math.floor((high - low) / step + 1e-9) + 1)]
-
-
-def _squote(value: Any) -> str:
-    """JSON with `"` turned into `'`, as the NAS services hand it to trials."""
-    return json.dumps(value).replace('"', "'")
