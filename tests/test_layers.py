@@ -53,7 +53,7 @@ def hits(names: set[str], prefixes) -> list[str]:
 
 def test_the_walker_sees_function_local_and_relative_imports():
     assert "katib.algorithms.registry.validate_space" in imports(ROOT / "katib/api/validation.py")
-    assert "katib.gotemplate.render" in imports(ROOT / "katib/api/templates.py")
+    assert "katib.gotemplate.parse" in imports(ROOT / "katib/api/templates.py")
     assert "katib.algorithms.base.SuggestReply" in imports(ROOT / "katib/algorithms/registry.py")
 
 
