@@ -34,6 +34,7 @@ from katib.api.defaults import set_defaults
 from katib.api.types import Experiment, ExperimentSpec
 from katib.api.validation_collector import validate_metrics_collector
 from katib.api.validation_template import validate_trial_template
+from katib.api.validation_warnings import experiment_warnings
 from katib.errors import FieldError, Invalid
 from katib.serde import check as check_types, dump
 
@@ -42,7 +43,8 @@ EDITABLE = ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")
 ONLY_EDITABLE = ("Only spec.parallelTrialCount, spec.maxTrialCount and "
                  "spec.maxFailedTrialCount are editable.")
 
-__all__ = ["admit", "validate_experiment", "validate_trial_template", "validate_metrics_collector"]
+__all__ = ["admit", "experiment_warnings", "validate_experiment", "validate_trial_template",
+           "validate_metrics_collector"]
 
 
 def admit(op: str, new: dict, old: dict | None = None, *, config, get_configmap: GetConfigMap,

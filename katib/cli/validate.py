@@ -4,7 +4,9 @@ Prints `OK <namespace>/<name>` per valid Experiment (stdout) and one line per pr
 (stderr): `<file> (document <n>): <namespace>/<name>: <field error>`. With `-o yaml|json` the
 defaulted valid objects are printed instead of the OK lines. Template ConfigMaps: the shipped
 ones plus every ConfigMap in the input. The namespace-label gate is not applied (no cluster);
-a missing namespace is `default`. Trials and Suggestions in the input are type-checked only."""
+a missing namespace is `default`. Trials and Suggestions in the input are type-checked only.
+Admission warnings (katib.api.validation.experiment_warnings) go to stderr as
+`warning: <file> (document <n>): <namespace>/<name>: <text>` and leave the exit status alone."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +16,7 @@ import sys
 from katib.api import constants as c
 from katib.api.types import KINDS
 from katib.api.defaults import set_defaults
-from katib.api.validation import validate_experiment
+from katib.api.validation import experiment_warnings, validate_experiment
 from katib.cli import EXIT_BAD_INPUT, EXIT_INVALID, EXIT_OK
 from katib.cli.common import add_config_arguments, configmaps, load_config, print_lines
 from katib.cli.inputs import Document, read_inputs
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print_lines([*inputs.problems, str(err)])
         return EXIT_BAD_INPUT
     get_configmap = configmaps(args, inputs)
-    valid, problems = [], []
+    valid, problems, warnings = [], [], []
     for doc in inputs.katib:
         errors = check_document(doc, config=config, get_configmap=get_configmap,
                                 katib_namespace=args.katib_namespace)
@@ -53,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
             problems += [f"{doc.where}: {doc.ref()}: {e}" for e in errors]
         else:
             valid.append(doc)
+        if doc.kind == c.EXPERIMENT:
+            warnings += [f"warning: {doc.where}: {doc.ref()}: {w}" for w in experiment_warnings(doc.obj)]
     _print_results(args, valid)
-    print_lines([*inputs.problems, *problems])
+    print_lines([*inputs.problems, *problems, *warnings])
     if inputs.problems:
         return EXIT_BAD_INPUT
     return EXIT_INVALID if problems else EXIT_OK
