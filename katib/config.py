@@ -173,7 +173,7 @@ def default_configmaps(namespace: str = "kubeflow") -> list[dict]:
     return [KatibConfig.load(None).to_configmap(namespace), *default_trial_templates(namespace)]
 
 
-def configmap_lookup(configmaps: Iterable[dict]) -> Callable[[str, str], dict | None]:
+def get_configmap_from(configmaps: Iterable[dict]) -> Callable[[str, str], dict | None]:
     """A `get_configmap(namespace, name)` over a fixed set of ConfigMap dicts (later wins)."""
     table: dict[tuple[str, str], dict] = {}
     for cm in configmaps:

@@ -12,10 +12,6 @@ import pytest
 from tests.corpus import EXAMPLES_DIR
 import yaml
 
-try:
-    from katib.gotemplate import render  # noqa: F401  (both commands render templates)
-except ImportError:
-    pytest.skip("katib.gotemplate has not landed yet", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.yaml"))

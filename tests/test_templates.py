@@ -11,17 +11,14 @@ from tests.corpus import EXAMPLES_DIR
 from katib.api.templates import (DecodeError, HyperParameter, TrialTemplateError, TrialTemplateParams,
                                  decode_job, render_trial_template, template_params, template_source)
 from katib.api.types import Experiment, ParameterAssignment
-from katib.config import configmap_lookup, default_trial_templates
+from katib.config import get_configmap_from, default_trial_templates
 from katib.errors import NotFound
 from katib.yamljson import yaml_first_document
 
-try:
-    from katib.gotemplate import TemplateError
-except ImportError:
-    pytest.skip("katib.gotemplate has not landed yet", allow_module_level=True)
+from katib.gotemplate import TemplateError
 
 EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.yaml"))
-GET_CONFIGMAP = configmap_lookup(default_trial_templates("kubeflow"))
+GET_CONFIGMAP = get_configmap_from(default_trial_templates("kubeflow"))
 VALUES = {"--lr": "0.02", "--num-layers": "3", "--optimizer": "sgd", "--momentum": "0.5",
           "--num-epochs": "12", "--learning_rate": "0.03", "--batch_size": "150",
           "architecture": "[[1], [0, 1]]", "nn_config": "{'num_layers': 2}",

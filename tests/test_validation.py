@@ -11,14 +11,10 @@ import pytest
 from tests.corpus import EXAMPLES_DIR
 
 from katib.api.validation import admit, validate_experiment, validate_trial_template
-from katib.config import KatibConfig, configmap_lookup, default_trial_templates
+from katib.config import KatibConfig, get_configmap_from, default_trial_templates
 from katib.errors import FieldError, Invalid
 from katib.yamljson import yaml_first_document
 
-try:
-    from katib.gotemplate import render  # noqa: F401  (validation renders trial templates)
-except ImportError:
-    pytest.skip("katib.gotemplate has not landed yet", allow_module_level=True)
 
 EXAMPLES = sorted(EXAMPLES_DIR.rglob("*.yaml"))
 CONFIG = KatibConfig.load(None)
@@ -56,7 +52,7 @@ USER_TEMPLATES = {"apiVersion": "v1", "kind": "ConfigMap",
 
 
 def get_configmap(namespace, name):
-    return configmap_lookup([*default_trial_templates("kubeflow"), USER_TEMPLATES])(namespace, name)
+    return get_configmap_from([*default_trial_templates("kubeflow"), USER_TEMPLATES])(namespace, name)
 
 
 def base() -> dict:

@@ -11,7 +11,6 @@ Deliberate departures (docs/divergences.md):
 * filters are checked as Go RE2 would (collector.parse.validate_filter) when available."""
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 
@@ -21,7 +20,6 @@ from katib.errors import FieldError
 MC = "spec.metricsCollectorSpec"
 FSP = f"{MC}.source.fileSystemPath"
 HTTP = f"{MC}.source.httpGet"
-_TWO_GROUPS = re.compile(r".*\(.*\).*\(.*\).*")
 
 FILE_PATH_REQUIRED = (
     "File path where metrics file exists is required by .spec.metricsCollectorSpec.source.fileSystemPath.path")
@@ -126,23 +124,9 @@ def _check_filters(formats: object) -> list[FieldError]:
 
 def filter_problem(fmt: str) -> str | None:
     """Upstream's admission message for a metrics filter, or None when it is usable."""
-    try:
-        from collector.parse import validate_filter
-    except ImportError:
-        return _filter_problem_re(fmt)
+    from collector.parse import validate_filter
+
     return validate_filter(fmt)
-
-
-def _filter_problem_re(fmt: str) -> str | None:
-    """Fallback with Python's `re` when the collector package is not importable."""
-    quoted = json.dumps(fmt, ensure_ascii=False)
-    try:
-        re.compile(fmt)
-    except re.error as err:
-        return f"Invalid {quoted} in .spec.metricsCollectorSpec.source.filter: {err}."
-    if not _TWO_GROUPS.search(fmt):
-        return f"Invalid {quoted} in .spec.metricsCollectorSpec.source.filter: two top subexpressions are required"
-    return None
 
 
 def _positive_port(port: object) -> bool:

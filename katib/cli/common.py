@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 
 from katib.api import constants as c
 from katib.cli.inputs import Inputs, one_line
-from katib.config import KatibConfig, configmap_lookup, default_trial_templates
+from katib.config import KatibConfig, get_configmap_from, default_trial_templates
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def load_config(args: argparse.Namespace) -> KatibConfig:
 
 def configmaps(args: argparse.Namespace, inputs: Inputs) -> Callable[[str, str], dict | None]:
     """Lookup over the shipped trial-template ConfigMaps, then those found in the input."""
-    return configmap_lookup([*default_trial_templates(args.katib_namespace), *inputs.configmaps])
+    return get_configmap_from([*default_trial_templates(args.katib_namespace), *inputs.configmaps])
 
 
 def print_lines(lines: Iterable[str], *, stream=None) -> None:
