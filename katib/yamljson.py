@@ -62,34 +62,33 @@ class InputRefused(yaml.MarkedYAMLError):
 def iter_yaml_documents(text: str, *, max_depth: int = MAX_DEPTH):
     """The documents of a YAML (or JSON) text as plain JSON data, one at a time; raises
     yaml.YAMLError (InputRefused for aliases, nesting beyond `max_depth`, non-JSON values).
-    Each document is composed first (libyaml, no alias expansion) and checked before any of
-    it is built, so an alias bomb costs the size of its text, not of its expansion."""
+    Each document is composed first (libyaml, no alias expansion) and checked for aliases
+    before any of it is built, so an alias bomb costs the size of its text, not its expansion."""
     loader = JsonYamlLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
-            _check_nodes(node, max_depth)
+            _check_nodes(node)
             yield plain_json(loader.construct_document(node), max_depth=max_depth, mark=node.start_mark)
     finally:
         loader.dispose()
 
 
-def _check_nodes(root, max_depth: int) -> None:
-    """Refuse aliases (a node met twice) and nesting deeper than `max_depth`, iteratively."""
+def _check_nodes(root) -> None:
+    """Refuse aliases: a node met twice in the composed graph (a cycle is met twice too).
+    Depth is plain_json's to check (PyYAML builds collections without recursion)."""
     seen: set[int] = set()
-    stack = [(root, 1)]
+    stack = [root]
     while stack:
-        node, depth = stack.pop()
+        node = stack.pop()
         if id(node) in seen:
             raise InputRefused("the value anchored here (&name) is used again through an alias (*name): "
                                "aliases are not supported, no Katib object needs them", node.start_mark)
         seen.add(id(node))
-        if depth > max_depth:
-            raise InputRefused(f"nested deeper than {max_depth} levels", node.start_mark)
         if isinstance(node, yaml.MappingNode):
-            stack += [(n, depth + 1) for pair in node.value for n in pair]
+            stack += [n for pair in node.value for n in pair]
         elif isinstance(node, yaml.SequenceNode):
-            stack += [(n, depth + 1) for n in node.value]
+            stack += node.value
 
 
 _KEY_TEXT = {True: "true", False: "false", None: "null"}

@@ -1,4 +1,4 @@
-"""Admission warnings: what is valid but cannot work as written. Pure; never raises.
+r"""Admission warnings: what is valid but cannot work as written. Pure; never raises.
 
 Today one: a metric name the default StdOut/File filter can never report. That filter
 (`([\w|-]+)\s*=\s*((-?\d+)(\.\d+)?)`, metrics-collection.md §3.2) is Go RE2, where `\w` is
