@@ -118,9 +118,6 @@ def test_a_restart_brings_back_every_object_and_continues_the_versions(database,
         again.close()
 
 
-@pytest.mark.xfail(strict=True, reason="defect: ObjectTable.load_all orders rows by resourceVersion and "
-                   "creationTimestamp has second precision, so after a restart objects created in the "
-                   "same second are listed in last-write order, not creation order")
 def test_a_restart_keeps_the_list_order(database, server_url, clock):
     live = FakeBackend(clock=clock, persistence=SelectivePersistence(ObjectTable(database)))
     for name in ("c", "a", "b"):

@@ -160,9 +160,31 @@ def test_objects_round_trip_and_upsert(db):
     table.put(make_obj("ns-x", 5, kind="Namespace", namespace=None))  # cluster-scoped
     updated = make_obj("a", 6, status={"phase": "Running"})
     table.put(updated)
-    assert table.load_all() == [make_obj("b", 4, kind="Experiment"),
-                                make_obj("ns-x", 5, kind="Namespace", namespace=None), updated]
+    # creation order, whatever the later versions: "a" was created first
+    assert table.load_all() == [updated, make_obj("b", 4, kind="Experiment"),
+                                make_obj("ns-x", 5, kind="Namespace", namespace=None)]
     assert table.max_resource_version() == 6
+
+
+def test_a_database_from_before_creation_versions_is_migrated(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute('CREATE TABLE "objects" ("kind" VARCHAR(128) NOT NULL, "namespace" VARCHAR(128) '
+                'NOT NULL, "name" VARCHAR(255) NOT NULL, "resource_version" INTEGER NOT NULL, '
+                '"body" TEXT NOT NULL, PRIMARY KEY ("kind", "namespace", "name"))')
+    for name, rv in (("late", 9), ("early", 2)):
+        old.execute("INSERT INTO objects VALUES ('Trial', 'default', ?, ?, ?)",
+                    (name, rv, json.dumps(make_obj(name, rv))))
+    old.commit()
+    old.close()
+    database = connect(str(path))
+    try:
+        table = ObjectTable(database)
+        table.put(make_obj("new", 10))
+        table.put(make_obj("early", 11))           # an update keeps its place
+        assert [o["metadata"]["name"] for o in table.load_all()] == ["early", "late", "new"]
+    finally:
+        database.close()
 
 
 def test_same_name_in_other_kind_or_namespace_is_another_row(db):

@@ -163,6 +163,17 @@ class Database:
             if self.kind == "mysql":
                 self.models = make_models(self._pw, text_collation=self._exact_collation())
             self._pw.create_tables([self.models.observation, self.models.stored_object], safe=True)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a table was first created (a database from an older version)."""
+        model = self.models.stored_object
+        table = model._meta.table_name
+        have = {column.name for column in self._pw.get_columns(table)}
+        if "created_version" not in have:
+            # Their creation order is lost: the last version is the best guess left.
+            self._pw.execute_sql(f"ALTER TABLE {table} ADD COLUMN created_version BIGINT NULL")
+            self._pw.execute_sql(f"UPDATE {table} SET created_version = resource_version")
 
     def _exact_collation(self) -> str:
         """A binary collation without PAD SPACE, so that `a ` != `a` as everywhere else."""

@@ -86,11 +86,11 @@ class ObjectTable:
         return self._db.transaction()
 
     def load_all(self) -> list[dict]:
-        """Every stored object, in resource-version order (CorruptObject for a bad row)."""
+        """Every stored object, in creation order (CorruptObject for a bad row)."""
         m = self._model
         with self._db.session():
             rows = list(m.select(m.kind, m.namespace, m.name, m.body).where(m.kind != "")
-                        .order_by(m.resource_version, m.kind, m.namespace, m.name).tuples())
+                        .order_by(m.created_version, m.kind, m.namespace, m.name).tuples())
         try:
             return [_check_body((kind, ns, name), body) for kind, ns, name, body in rows]
         except CorruptObject as err:
@@ -127,13 +127,14 @@ class ObjectTable:
             self._upsert_sql = self._render_upsert()
         sql, order = self._upsert_sql
         values = {"kind": kind, "namespace": namespace, "name": name,
-                  "resource_version": version, "body": body}
+                  "resource_version": version, "created_version": version, "body": body}
         self._db.execute_sql(sql, [values[key] for key in order])
 
     def _render_upsert(self) -> tuple[str, list[str]]:
         m = self._model
         marks = {"kind": "\0kind", "namespace": "\0namespace", "name": "\0name",
-                 "resource_version": -7_654_321_987, "body": "\0body"}
+                 "resource_version": -7_654_321_987, "created_version": -7_654_321_986,
+                 "body": "\0body"}
         query = m.insert(**marks)
         if self._db.kind == "mysql":  # MySQL names no conflict target: the primary key decides
             query = query.on_conflict(preserve=[m.resource_version, m.body])

@@ -71,6 +71,10 @@ def make_models(database: pw.Database, *, text_collation: str | None = None) -> 
         namespace = pw.CharField(max_length=128, collation=text_collation)
         name = pw.CharField(max_length=255, collation=text_collation)
         resource_version = pw.BigIntegerField()
+        # The version the object was created with, never updated: list order after a restart
+        # is creation order, as in the live store (creationTimestamp has whole seconds only).
+        # Rows of a database from before the column got their version of then (engine.py).
+        created_version = pw.BigIntegerField(null=True)
         body = BigTextField()
 
         class Meta:
