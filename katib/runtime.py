@@ -176,9 +176,9 @@ class FakeControlPlane:
                            observations=self.observations)
         self.manager = Manager(self.ctx, on_fatal=self.fail)
         self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
-        self.kubelet = LocalKubelet(self.backend, self.db, self.runner, clock=self.clock,
-                                    working_dir=str(Path.cwd()), max_running=max_parallel,
-                                    on_fatal=self.fail)
+        self.kubelet = LocalKubelet(self.backend, self.runner, observations=self.observations,
+                                    clock=self.clock, working_dir=str(Path.cwd()),
+                                    max_running=max_parallel, on_fatal=self.fail)
 
     def fail(self, message: str) -> None:
         """A worker thread cannot go on (full disk, read-only database...): keep the first

@@ -153,7 +153,7 @@ class Kubelet:
         self.runner = LocalRunner(root / "jobs")
         self.fatal: list[str] = []
         self.failed = threading.Event()
-        self.kubelet = LocalKubelet(self.backend, None, self.runner, observations=Store(),
+        self.kubelet = LocalKubelet(self.backend, self.runner, observations=Store(),
                                     on_fatal=self._on_fatal, **kw)
         self.kubelet.start()
 
@@ -275,7 +275,7 @@ def test_a_job_interrupted_before_a_restart_is_started_again(tmp_path, fifo):
     first.runner.stop("default/job-0", reason="Interrupted")   # TERM is ignored...
     first.kubelet.close(kill=False)                           # ...and katib is gone before the KILL
     runner = LocalRunner(tmp_path / "jobs", clock=FakeClock(start=time.time() + 31))
-    again = LocalKubelet(first.backend, None, runner, observations=Store())
+    again = LocalKubelet(first.backend, runner, observations=Store())
     try:
         again.recover()
         again.start()

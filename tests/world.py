@@ -107,7 +107,7 @@ class TestKubelet:
                   "conditions": [{"type": ctype, "status": "True", "lastProbeTime": now,
                                   "lastTransitionTime": now, "reason": "" if succeeded else "BackoffLimitExceeded",
                                   "message": message}]}
-        complete_job(self.world.backend, self.world.db, job, status, output=out)
+        complete_job(self.world.backend, self.world.ctx.observations, job, status, output=out)
 
     def finish_all(self, *, stdout: str | None = None, succeeded: bool = True, values=None) -> int:
         """Finish every running job; `values` maps an index to the printed objective value."""

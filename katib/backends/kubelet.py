@@ -21,7 +21,7 @@ from katib import failpoints
 from katib.api.jobs import JOB_KINDS, pod_templates
 from katib.backends import local_outcome as lo
 from katib.backends.base import ADDED, DELETED, WatchEvent
-from katib.backends.local_collector import collect_metrics, file_collector_path, observation_store
+from katib.backends.local_collector import collect_metrics, file_collector_path
 from katib.backends.local_queue import Blocked, Entry, StartQueue
 from katib.clock import Clock
 from katib.errors import Conflict, NotFound
@@ -95,12 +95,12 @@ def write_job_status(backend, job: dict, status: dict, *, unless_finished: bool 
 class LocalKubelet:
     """Runs every Job created in the backend as a local process group."""
 
-    def __init__(self, backend, db, runner, *, clock: Clock | None = None, working_dir: str | None = None,
-                 max_running: int | None = None, on_fatal=None, observations=None):
+    def __init__(self, backend, runner, *, observations, clock: Clock | None = None,
+                 working_dir: str | None = None, max_running: int | None = None, on_fatal=None):
         self.backend = backend
         self.on_fatal = on_fatal         # called with one line when a kubelet thread cannot go on
         self.working_dir = working_dir
-        self.observations = observation_store(db if observations is None else observations)
+        self.observations = observations  # where collected metrics go (katib.db.ObservationStore)
         self.runner = runner
         self.clock = clock or Clock()
         self._jobs: dict[str, dict] = {}   # jobs known and not finished (waiting or running)

@@ -19,15 +19,6 @@ from katib.api.constants import CollectorKind
 logger = logging.getLogger(__name__)
 
 
-def observation_store(db_or_store):
-    """The observation store to report to: a store as it is, a `katib.db.Database` wrapped."""
-    if hasattr(db_or_store, "replace"):
-        return db_or_store
-    from katib.db import ObservationStore
-
-    return ObservationStore(db_or_store)
-
-
 def collector_spec(trial: dict) -> tuple[str, dict]:
     """(kind, source) of the trial's metrics collector; kind StdOut when none is given."""
     collector = (trial.get("spec") or {}).get("metricsCollector") or {}
@@ -73,7 +64,7 @@ def collect_metrics(observations, trial: dict, *, output: Path | None) -> int:
     logs = parse_trial_metrics(trial, output=output)
     if logs is None:
         return 0
-    observation_store(observations).replace(trial["metadata"]["name"], logs)
+    observations.replace(trial["metadata"]["name"], logs)
     return len(logs)
 
 

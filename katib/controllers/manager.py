@@ -11,6 +11,7 @@ import logging
 import threading
 from typing import Callable
 
+from katib.api.jobs import JOB_KINDS
 from katib.backends.base import DELETED, WatchEvent
 from katib.controllers.context import Context
 from katib.controllers.experiment import reconcile_experiment
@@ -26,7 +27,6 @@ RECONCILERS = {
     "suggestion": reconcile_suggestion,
     "trial": reconcile_trial,
 }
-JOB_KINDS = ("Job", "TFJob", "PyTorchJob")
 
 
 class Manager:
