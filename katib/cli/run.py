@@ -167,9 +167,8 @@ def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
 def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, parallel: int | None = None) -> bool:
     """Apply every experiment; False (after printing every field error) if one is invalid.
     Prints admission warnings, and one line when parallelTrialCount exceeds the `parallel` cap."""
-    from katib.api import validation
+    from katib.api.validation import experiment_warnings
 
-    warnings = getattr(validation, "experiment_warnings", None)
     for exp in experiments:
         ref = f"{exp['metadata']['namespace']}/{exp['metadata'].get('name', '')}"
         try:
@@ -183,7 +182,7 @@ def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, paral
             print(f"error: {err}", file=sys.stderr)
             return False
         stored = plane.backend.get("Experiment", *ref.split("/", 1))
-        for text in warnings(stored) if warnings else ():
+        for text in experiment_warnings(stored):
             print(f"warning: {source}: Experiment {ref}: {text}", file=sys.stderr)
         count = stored["spec"].get("parallelTrialCount") or 0
         if parallel is not None and count > parallel:
