@@ -1,0 +1,243 @@
+"""Parzen (kernel density) estimators on the unit cube, shared by `tpe` and `multivariate-tpe`.
+
+Data path: tpe.suggest reads the trials into a `History` (one row per trial, through the one
+search-space encoding of space.py), splits the finished ones into a good and a bad group,
+fits one `Mixture` per group here, samples candidates from the good one and scores them by
+log l(x) - log g(x).
+
+Encoding: a *numeric* column holds the axis' unit-cube coordinate (space.py: continuous
+doubles map linearly, a finite int/stepped-double/sorted-discrete axis puts value k at the
+centre of its k-th cell); a *categorical* column holds the value's index. Categorical and
+discrete lists that are not sorted numbers are categorical — order means nothing there.
+
+Kernels follow Optuna's TPE (v3/v4 defaults): truncated normals on [0, 1] with the prior
+N(0.5, 1) as one extra component, univariate bandwidths from the distance to the sorted
+neighbours, multivariate ones by Scott's rule, both clipped from below at 1/min(100, n+2)
+("magic clip"); categorical kernels put weight 1 on the observed choice plus
+prior_weight/K on each choice; older observations get linearly smaller weights beyond the
+25 most recent."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp, ndtr, ndtri
+
+from .base import TrialRecord
+from .space import Axis, Key, Space, parse_number
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+RECENT = 25  # observations at full weight (Optuna's default_weights)
+
+
+# ---------------------------------------------------------------------------------------
+# layout and history
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which axes are numeric (and how many cells a finite one has) and which categorical."""
+
+    numeric: tuple[int, ...]
+    cells: tuple[int, ...]  # per numeric axis: its size when finite, 0 when continuous
+    categorical: tuple[int, ...]
+    choices: tuple[int, ...]  # per categorical axis: number of values
+
+    @property
+    def width(self) -> int:
+        return len(self.numeric) + len(self.categorical)
+
+
+def is_ordered(axis: Axis) -> bool:
+    if axis.type == "categorical":
+        return False
+    if axis.type != "discrete":
+        return True
+    numbers = [parse_number(v) for v in axis.values]
+    return numbers == sorted(numbers) or numbers == sorted(numbers, reverse=True)
+
+
+def layout_of(space: Space) -> Layout:
+    numeric = [i for i, axis in enumerate(space.axes) if is_ordered(axis)]
+    categorical = [i for i in range(len(space)) if i not in numeric]
+    return Layout(numeric=tuple(numeric), cells=tuple(space.axes[i].size or 0 for i in numeric),
+                  categorical=tuple(categorical), choices=tuple(space.axes[i].size for i in categorical))
+
+
+def row_of(space: Space, key: Key) -> np.ndarray:
+    """A key as one history row (unit coordinate or value index per axis, in axis order)."""
+    return np.array([c if (axis.is_finite and not is_ordered(axis)) else axis.unit_from_coordinate(c)
+                     for axis, c in zip(space.axes, key)], dtype=float)
+
+
+def key_of_row(space: Space, row: np.ndarray) -> Key:
+    return tuple(int(x) if (axis.is_finite and not is_ordered(axis)) else axis.coordinate_from_unit(x)
+                 for axis, x in zip(space.axes, row))
+
+
+@dataclass
+class History:
+    """Every trial that lies in the space: its row, its loss (NaN: no usable value) and
+    whether it is still pending (Created/Running/unknown, no value yet)."""
+
+    rows: np.ndarray  # (n, axes)
+    losses: np.ndarray  # (n,)
+    pending: np.ndarray  # (n,) bool
+    keys: list[Key]
+
+
+PENDING = ("Created", "Running", "")
+
+
+def read_history(space: Space, trials: list[TrialRecord], objective_type: str) -> History:
+    """Rows of all trials; value strings are parsed once per distinct string (a big history
+    repeats the same few values on finite axes)."""
+    sign = -1.0 if objective_type == "maximize" else 1.0
+    caches: list[dict] = [{} for _ in space.axes]
+    keys, losses, pending = [], [], []
+    for trial in trials:
+        key = _cached_key(space, caches, trial.assignments)
+        if key is None:
+            continue
+        keys.append(key)
+        good = trial.condition == "Succeeded" and trial.value is not None and math.isfinite(trial.value)
+        losses.append(sign * float(trial.value) if good else math.nan)
+        pending.append(trial.condition in PENDING and trial.value is None)
+    rows = np.array([row_of(space, k) for k in keys]).reshape(len(keys), len(space))
+    return History(rows=rows, losses=np.array(losses, dtype=float), pending=np.array(pending, dtype=bool),
+                   keys=keys)
+
+
+def read_keys(space: Space, trials: list[TrialRecord]) -> set[Key]:
+    """The keys of every trial in the space (space.used_keys, parsing each distinct string once)."""
+    caches: list[dict] = [{} for _ in space.axes]
+    keys = (_cached_key(space, caches, trial.assignments) for trial in trials)
+    return {key for key in keys if key is not None}
+
+
+def _cached_key(space: Space, caches: list[dict], assignments) -> Key | None:
+    key = []
+    for axis, cache in zip(space.axes, caches):
+        value = assignments.get(axis.name)
+        if value not in cache:
+            cache[value] = None if value is None else axis.coordinate_of(value)
+        if cache[value] is None:
+            return None
+        key.append(cache[value])
+    return tuple(key)
+
+
+# ---------------------------------------------------------------------------------------
+# estimators
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """m components (observations, then the prior); numeric columns are truncated normals."""
+
+    log_weights: np.ndarray  # (m,)
+    mus: np.ndarray  # (m, p)
+    sigmas: np.ndarray  # (m, p)
+    log_norms: np.ndarray  # (m, p): log of each kernel's mass inside [0, 1]
+    probs: tuple[np.ndarray, ...]  # per categorical column: (m, K)
+
+
+def recency_weights(n: int) -> np.ndarray:
+    """Optuna's default_weights: rows are in trial order, the newest RECENT at weight 1."""
+    if n < RECENT:
+        return np.ones(n)
+    return np.concatenate([np.linspace(1.0 / n, 1.0, n - RECENT), np.ones(RECENT)])
+
+
+def fit(rows: np.ndarray, *, layout: Layout, prior_weight: float, multivariate: bool) -> Mixture:
+    """The estimator of one group; `rows` in trial order (may be empty: prior only)."""
+    n = len(rows)
+    weights = np.append(recency_weights(n), prior_weight)
+    mus = np.vstack([rows[:, list(layout.numeric)], np.full((1, len(layout.numeric)), 0.5)])
+    sigmas = _scott_sigmas(n, layout.width, len(layout.numeric)) if multivariate else _neighbour_sigmas(mus[:-1])
+    sigmas = np.clip(sigmas, 1.0 / min(100.0, n + 2.0), 1.0)
+    sigmas[-1] = 1.0  # the prior
+    log_norms = np.log(np.maximum(ndtr((1 - mus) / sigmas) - ndtr(-mus / sigmas), 1e-300))
+    probs = []
+    for column, k in zip(layout.categorical, layout.choices):
+        table = np.full((n + 1, k), prior_weight / k)
+        table[np.arange(n), rows[:, column].astype(int)] += 1.0
+        table[-1] = 1.0  # the prior component is uniform
+        probs.append(table / table.sum(axis=1, keepdims=True))
+    return Mixture(log_weights=np.log(weights / weights.sum()), mus=mus, sigmas=sigmas, log_norms=log_norms,
+                   probs=tuple(probs))
+
+
+def _neighbour_sigmas(mus: np.ndarray) -> np.ndarray:
+    """Per column: the larger gap to the sorted neighbours (the prior's 0.5 and the bounds
+    0 and 1 included), one row per observation plus a placeholder row for the prior."""
+    n, p = mus.shape
+    points = np.vstack([mus, np.full((1, p), 0.5)])
+    order = np.argsort(points, axis=0, kind="stable")
+    ordered = np.take_along_axis(points, order, axis=0)
+    padded = np.vstack([np.zeros((1, p)), ordered, np.ones((1, p))])
+    gaps = np.maximum(padded[1:-1] - padded[:-2], padded[2:] - padded[1:-1])
+    sigmas = np.empty_like(points)
+    np.put_along_axis(sigmas, order, gaps, axis=0)
+    return sigmas
+
+
+def _scott_sigmas(n: int, dims: int, p: int) -> np.ndarray:
+    return np.full((n + 1, p), 0.2 * max(n, 1) ** (-1.0 / (dims + 4)))
+
+
+# ---------------------------------------------------------------------------------------
+# sampling and scoring
+
+
+def sample(mixture: Mixture, *, layout: Layout, size: int, rng: np.random.Generator,
+           multivariate: bool) -> np.ndarray:
+    """`size` rows drawn from the mixture (one component per row, or per cell when
+    univariate), finite numeric columns snapped to their cell centres."""
+    m, width = len(mixture.log_weights), len(layout.numeric) + len(layout.categorical)
+    weights = np.exp(mixture.log_weights)
+    shape = (size, 1) if multivariate else (size, width)
+    component = np.minimum(np.searchsorted(np.cumsum(weights), rng.random(shape) * weights.sum()), m - 1)
+    component = np.broadcast_to(component, (size, width))
+    rows = np.empty((size, len(layout.numeric) + len(layout.categorical)))
+    p = len(layout.numeric)
+    if p:
+        picked = component[:, :p]
+        mu = np.take_along_axis(mixture.mus, picked, axis=0)
+        sigma = np.take_along_axis(mixture.sigmas, picked, axis=0)
+        low, high = ndtr(-mu / sigma), ndtr((1 - mu) / sigma)
+        x = mu + sigma * ndtri(low + rng.random((size, p)) * (high - low))
+        rows[:, list(layout.numeric)] = snap(np.clip(x, 0.0, 1.0), layout)
+    for j, (column, table) in enumerate(zip(layout.categorical, mixture.probs)):
+        cumulative = np.cumsum(table[component[:, p + j]], axis=1)
+        draws = rng.random((size, 1)) * cumulative[:, -1:]
+        rows[:, column] = np.minimum((cumulative < draws).sum(axis=1), table.shape[1] - 1)
+    return rows
+
+
+def snap(x: np.ndarray, layout: Layout) -> np.ndarray:
+    """Finite numeric columns to the centre of their cell (what space.py decodes back)."""
+    cells = np.array(layout.cells, dtype=float)
+    finite = cells > 0
+    snapped = x.copy()
+    size = cells[finite]
+    snapped[:, finite] = (np.minimum(np.floor(x[:, finite] * size), size - 1) + 0.5) / size
+    return snapped
+
+
+def log_density(mixture: Mixture, rows: np.ndarray, *, layout: Layout, multivariate: bool) -> np.ndarray:
+    """log pdf of each row: shape (rows,) when multivariate, else (rows, axes): the
+    marginal of each axis, in axis order."""
+    terms: list = [None] * layout.width  # each (rows, m), by axis
+    if layout.numeric:
+        x = rows[:, list(layout.numeric)][:, None, :]
+        z = (x - mixture.mus[None]) / mixture.sigmas[None]
+        numeric = -0.5 * z * z - np.log(mixture.sigmas)[None] - _LOG_SQRT_2PI - mixture.log_norms[None]
+        for j, column in enumerate(layout.numeric):
+            terms[column] = numeric[:, :, j]
+    for column, table in zip(layout.categorical, mixture.probs):
+        terms[column] = np.log(table[:, rows[:, column].astype(int)]).T
+    if multivariate:
+        return logsumexp(mixture.log_weights[None] + sum(terms), axis=1)
+    return np.stack([logsumexp(mixture.log_weights[None] + term, axis=1) for term in terms], axis=1)
