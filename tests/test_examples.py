@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("example", ["random-example", "grid-example", "never-resume-example"])
+@pytest.mark.parametrize("example", ["random-example", "grid-example", "never-resume-example", "tpe-example"])
 def test_example_runs_to_success(tmp_path, example):
     path = ROOT / "examples" / f"{example}.yaml"
     spec = yaml.safe_load(path.read_text())["spec"]

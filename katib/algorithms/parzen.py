@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp, ndtr, ndtri
+from scipy.special import ndtr, ndtri
 
 from .base import TrialRecord
 from .space import Axis, Key, Space, parse_number
@@ -91,41 +91,70 @@ PENDING = ("Created", "Running", "")
 
 
 def read_history(space: Space, trials: list[TrialRecord], objective_type: str) -> History:
-    """Rows of all trials; value strings are parsed once per distinct string (a big history
-    repeats the same few values on finite axes)."""
+    """Rows of all trials; a value string is parsed once per call (a big history repeats the
+    same few values on finite axes)."""
     sign = -1.0 if objective_type == "maximize" else 1.0
-    caches: list[dict] = [{} for _ in space.axes]
-    keys, losses, pending = [], [], []
+    readers = [_Reader(axis) for axis in space.axes]
+    keys, rows, losses, pending = [], [], [], []
     for trial in trials:
-        key = _cached_key(space, caches, trial.assignments)
-        if key is None:
+        entries = [reader(trial.assignments.get(reader.axis.name)) for reader in readers]
+        if None in entries:
             continue
-        keys.append(key)
+        keys.append(tuple(coordinate for coordinate, _ in entries))
+        rows.append([x for _, x in entries])
         good = trial.condition == "Succeeded" and trial.value is not None and math.isfinite(trial.value)
         losses.append(sign * float(trial.value) if good else math.nan)
         pending.append(trial.condition in PENDING and trial.value is None)
-    rows = np.array([row_of(space, k) for k in keys]).reshape(len(keys), len(space))
-    return History(rows=rows, losses=np.array(losses, dtype=float), pending=np.array(pending, dtype=bool),
-                   keys=keys)
+    return History(rows=np.array(rows, dtype=float).reshape(len(keys), len(space)),
+                   losses=np.array(losses, dtype=float), pending=np.array(pending, dtype=bool), keys=keys)
 
 
 def read_keys(space: Space, trials: list[TrialRecord]) -> set[Key]:
-    """The keys of every trial in the space (space.used_keys, parsing each distinct string once)."""
-    caches: list[dict] = [{} for _ in space.axes]
-    keys = (_cached_key(space, caches, trial.assignments) for trial in trials)
-    return {key for key in keys if key is not None}
+    """The keys of every trial in the space (as space.used_keys, faster)."""
+    readers = [_Reader(axis) for axis in space.axes]
+    keys = set()
+    for trial in trials:
+        entries = [reader(trial.assignments.get(reader.axis.name)) for reader in readers]
+        if None not in entries:
+            keys.add(tuple(coordinate for coordinate, _ in entries))
+    return keys
 
 
-def _cached_key(space: Space, caches: list[dict], assignments) -> Key | None:
-    key = []
-    for axis, cache in zip(space.axes, caches):
-        value = assignments.get(axis.name)
-        if value not in cache:
-            cache[value] = None if value is None else axis.coordinate_of(value)
-        if cache[value] is None:
+class _Reader:
+    """value string → (key coordinate, history entry) or None, for one axis. Same answers as
+    Axis.coordinate_of; a continuous value is parsed with float() (exactly rounded, like
+    float(Decimal)) unless it lands on a bound, where only the exact Decimal check can tell."""
+
+    def __init__(self, axis: Axis):
+        self.axis = axis
+        self.cache: dict = {}
+        self.categorical = axis.is_finite and not is_ordered(axis)
+        self.bounds = None if axis.is_finite else (float(axis.low), float(axis.high))
+
+    def __call__(self, value):
+        if value in self.cache:
+            return self.cache[value]
+        if value is None:
             return None
-        key.append(cache[value])
-    return tuple(key)
+        if self.bounds is not None:
+            return self._continuous(value)
+        coordinate = self.axis.coordinate_of(value)
+        entry = None if coordinate is None else (
+            coordinate, float(coordinate) if self.categorical else self.axis.unit_from_coordinate(coordinate))
+        if len(self.cache) < 4096:  # finite axes: few distinct strings
+            self.cache[value] = entry
+        return entry
+
+    def _continuous(self, value: str):
+        low, high = self.bounds
+        try:
+            x = float(value)
+        except (ValueError, TypeError):
+            x = math.nan
+        if not low < x < high:  # outside, on a bound, NaN or unparsable: the exact path decides
+            coordinate = self.axis.coordinate_of(value)
+            return None if coordinate is None else (coordinate, self.axis.unit_from_coordinate(coordinate))
+        return x, (x - low) / (high - low)
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,5 +268,11 @@ def log_density(mixture: Mixture, rows: np.ndarray, *, layout: Layout, multivari
     for column, table in zip(layout.categorical, mixture.probs):
         terms[column] = np.log(table[:, rows[:, column].astype(int)]).T
     if multivariate:
-        return logsumexp(mixture.log_weights[None] + sum(terms), axis=1)
-    return np.stack([logsumexp(mixture.log_weights[None] + term, axis=1) for term in terms], axis=1)
+        return _logsumexp(mixture.log_weights[None] + sum(terms))
+    return _logsumexp(mixture.log_weights[None, :, None] + np.stack(terms, axis=2))
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """log sum exp over axis 1 (scipy's has a per-call overhead that dominated here)."""
+    top = x.max(axis=1, keepdims=True)
+    return np.log(np.exp(x - top).sum(axis=1)) + top[:, 0]
