@@ -3,6 +3,7 @@ line per problem, never a traceback."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -298,3 +299,29 @@ def test_unreadable_katib_config_exits_2(tmp_path):
     proc = katib("validate", "--katib-config", tmp_path / "none.yaml", RANDOM)
     assert proc.returncode == 2
     assert lines(proc.stderr) == [f"{tmp_path / 'none.yaml'}: cannot read: No such file or directory"]
+
+
+def test_validate_warns_about_a_metric_the_default_filter_cannot_match(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(RANDOM.read_text().replace("objectiveMetricName: Validation-accuracy",
+                                               "objectiveMetricName: précision"))
+    proc = katib("validate", path)
+    assert proc.returncode == 0 and proc.stdout.startswith("OK kubeflow/random-example")
+    (line,) = lines(proc.stderr)
+    assert line.startswith(f"warning: {path} (document 1): kubeflow/random-example: "
+                           "spec.objective.objectiveMetricName: metric 'précision' can never be matched")
+
+
+def test_render_gives_hyperbands_resource_its_max_and_samples_the_rest():
+    hyperband = next(p for p in EXAMPLES if p.name == "hyperband-example.yaml")
+    proc = katib("render", hyperband, "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    (sampled,) = lines(proc.stderr)
+    assert sampled.endswith(" --num-epochs=20") and "--lr=" in sampled
+
+
+def test_render_samples_nas_architectures_in_upstreams_format():
+    enas = next(p for p in EXAMPLES if p.name == "enas-example-cpu.yaml")
+    proc = katib("render", enas, "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"architecture=\[\[\d+\].*\] nn_config=\{'num_layers': ", proc.stderr)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.corpus import EXAMPLES_DIR
 
-from katib.api.validation import admit, validate_experiment, validate_trial_template
+from katib.api.validation import admit, experiment_warnings, validate_experiment, validate_trial_template
 from katib.config import KatibConfig, get_configmap_from, default_trial_templates
 from katib.errors import FieldError, Invalid
 from katib.yamljson import yaml_first_document
@@ -427,3 +427,55 @@ def test_validate_trial_template_alone():
     errors = validate_trial_template(exp, get_configmap=get_configmap)
     assert [str(e) for e in errors] == [
         "spec.trialTemplate: Invalid spec.trialTemplate: metadata.namespace should be other or {{.NameSpace}}"]
+
+
+# ---------------------------------------------------------------------- admission warnings
+
+def with_metric(name: str, **changes) -> dict:
+    exp = base()
+    exp["spec"]["objective"]["objectiveMetricName"] = name
+    for key, value in changes.items():
+        exp["spec"][key] = value
+    return exp
+
+
+def test_a_metric_name_the_default_filter_cannot_match_warns():
+    (warning,) = experiment_warnings(with_metric("précision"))
+    assert warning.startswith("spec.objective.objectiveMetricName: metric 'précision' can never be matched")
+    assert validate_experiment(with_metric("précision"), config=CONFIG, get_configmap=get_configmap) == []
+
+
+@pytest.mark.parametrize("name", ["Validation-accuracy", "a_b|c-9", "loss"])
+def test_names_of_the_default_filter_alphabet_do_not_warn(name):
+    assert experiment_warnings(with_metric(name)) == []
+
+
+@pytest.mark.parametrize("name", ["val acc", "top/1", "a.b", "ünï"])
+def test_every_character_outside_ascii_word_bar_dash_warns(name):
+    assert len(experiment_warnings(with_metric(name))) == 1
+
+
+def test_additional_metrics_warn_with_their_path():
+    exp = base()
+    exp["spec"]["objective"]["additionalMetricNames"] = ["ok", "naïve"]
+    (warning,) = experiment_warnings(exp)
+    assert warning.startswith("spec.objective.additionalMetricNames[1]: metric 'naïve'")
+
+
+@pytest.mark.parametrize("collector", [
+    {"collector": {"kind": "StdOut"}, "source": {"filter": {"metricsFormat": [r"(\S+)=(\S+)"]}}},
+    {"collector": {"kind": "TensorFlowEvent"}},
+    {"collector": {"kind": "None"}},
+])
+def test_no_warning_when_another_filter_or_collector_reads_the_metric(collector):
+    assert experiment_warnings(with_metric("précision", metricsCollectorSpec=collector)) == []
+
+
+def test_a_file_collector_with_the_default_filter_warns():
+    collector = {"collector": {"kind": "File"}, "source": {"fileSystemPath": {"path": "/m.log", "kind": "File"}}}
+    assert len(experiment_warnings(with_metric("précision", metricsCollectorSpec=collector))) == 1
+
+
+@pytest.mark.parametrize("garbage", [None, [], {"spec": []}, {"spec": {"objective": 5}}])
+def test_warnings_never_raise(garbage):
+    assert experiment_warnings(garbage) == []
