@@ -310,6 +310,7 @@ def test_success_is_completed_and_leaves_the_files(runner, tmp_path):
 # `$$$$`: Kubernetes turns `$$` into `$` before the shell sees the command.
 @pytest.mark.parametrize("script, code, message", [
     ("exit 3", 3, "exit code 3"),
+    ("echo start; echo 'ValueError: bad lr' >&2; echo; exit 1", 1, "exit code 1: ValueError: bad lr"),
     ("kill -9 $$$$", 137, "killed by signal 9 (SIGKILL)"),
     ("kill -TERM $$$$", 143, "killed by signal 15 (SIGTERM)"),
     ("trian.py --lr=0.1", 127, "exit code 127: command not found: sh: 1: trian.py: not found"),

@@ -64,22 +64,22 @@ def katib(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 # -- failure reasons on screen ---------------------------------------------------------
 
 def test_failing_trials_show_exit_code_logs_and_no_success_line_exit_1(tmp_path):
-    path = write(tmp_path, experiment(script="echo oops-$$; exit 2", max_trials=3, max_failed=5))
+    path = write(tmp_path, experiment(script="echo oops-$$; echo bad input >&2; exit 2", max_trials=3, max_failed=5))
     done = katib(str(path), "--db", str(tmp_path / "k.db"), "-q")
     assert done.returncode == 1, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("exp-")]
-    assert len(rows) == 3 and all(r.split()[1] == "Failed" and r.endswith("Error: exit code 2") for r in rows)
+    assert len(rows) == 3 and all(r.split()[1] == "Failed" and r.endswith("Error: exit code 2: bad input") for r in rows)
     logs = [line.split("output: ", 1)[1] for line in done.stdout.splitlines() if "output: " in line]
     assert len(logs) == 3 and all("oops-" in Path(log).read_text() for log in logs)
-    assert "No trial succeeded: 3 of 3 trial(s) ended with Error: exit code 2." in done.stdout
+    assert "No trial succeeded: 3 of 3 trial(s) ended with Error: exit code 2: bad input." in done.stdout
     assert "Traceback" not in done.stderr
 
 
 def test_suggestion_failure_message_is_shown_exit_1(tmp_path):
-    path = write(tmp_path, experiment(algorithm="tpe"))
+    path = write(tmp_path, experiment(algorithm="bayesianoptimization"))   # admitted; cannot suggest yet
     done = katib(str(path), "--db", str(tmp_path / "k.db"), "-q")
     assert done.returncode == 1, done.stderr
-    assert "Suggestion failed: Validation failed: algorithm tpe is not implemented" in done.stdout
+    assert "Suggestion failed: Validation failed: algorithm bayesianoptimization is not implemented" in done.stdout
     assert "No trial succeeded: the Suggestion failed." in done.stdout
 
 

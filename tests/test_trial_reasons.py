@@ -187,13 +187,19 @@ def test_table_without_failures_has_no_failure_list_nor_no_success_line(world):
     assert "Failed trials" not in text and "No trial succeeded" not in text
 
 
-def test_table_shows_the_suggestion_message_when_it_failed(world):
-    world.apply(make_experiment(algorithm="tpe"))   # admitted, but not implemented here
+def test_an_algorithm_error_fails_the_suggestion_and_the_table_shows_it(world, monkeypatch):
+    from katib.algorithms import registry
+
+    def broken(request):
+        raise ValueError("no model can be fitted")
+    monkeypatch.setattr(registry, "suggest", broken)
+    world.apply(make_experiment())
     world.run_until_idle()
     sug = world.suggestion()
+    assert world.experiment()["status"]["conditions"][-1]["type"] == "Failed"   # not a retry loop
     text = report.final_table(world.experiment(), world.trials(), suggestion=sug)
     message = next(x["message"] for x in sug["status"]["conditions"] if x["type"] == "Failed")
-    assert "algorithm tpe is not implemented" in message
+    assert message == "algorithm random failed: ValueError: no model can be fitted"
     assert f"Suggestion failed: {message}" in text.splitlines()
     assert text.splitlines()[-1] == "No trial succeeded: the Suggestion failed."
 

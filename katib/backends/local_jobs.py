@@ -148,7 +148,7 @@ def exited(key: str, path: Path, code: int, *, kill: Kill | None, start_time: fl
         recorded = {"reason": kill.reason, "message": kill.message}
     log = path / "output.log"
     return lo.exited(key, code, kill=recorded, output=log, note=note,
-                     output_tail=lw.tail(log) if code in (126, 127) else "",
+                     output_tail=lw.tail(log) if code != 0 and kill is None else "",
                      start_time=start_time, completion_time=completion_time)
 
 

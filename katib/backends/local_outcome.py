@@ -23,6 +23,7 @@ KILL_MESSAGES = {
     INTERRUPTED: "katib stopped while the job ran; it runs again when katib starts",
 }
 MAX_OUTPUT_POINTER = 300      # longer output paths are left out of messages
+MAX_LAST_LINE = 200           # characters of the output's last line quoted in a failure message
 LOST = ("the job's wrapper process ended without recording an exit status in {exit} (it was "
         "killed, the machine restarted, or the file could not be written: a full or read-only "
         "disk); what it started was killed")
@@ -68,7 +69,15 @@ def describe_exit(code: int, *, output_tail: str = "") -> str:
             name = ""
         if name:
             return f"killed by signal {code - 128} ({name})"
-    return f"exit code {code}"
+    line = _last_line(output_tail)
+    return f"exit code {code}: {line}" if line else f"exit code {code}"
+
+
+def _last_line(tail: str) -> str:
+    """The command's last words, which usually say why it failed (a Python traceback ends
+    with the exception); capped, since they go into a condition message."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:MAX_LAST_LINE] if lines else ""
 
 
 def _exec_failure_line(tail: str) -> str:

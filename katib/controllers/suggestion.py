@@ -97,7 +97,16 @@ def sync_assignments(ctx: Context, exp: dict, sug: dict) -> None:
     group = ctx.index.get(ns, name)
     pending = [s for s in status.get("suggestions") or [] if s.get("name") not in group.trials]
     request = build_request(ctx, exp, sug, need)
-    reply = suggest(request)
+    try:
+        reply = suggest(request)
+    except Exception as err:  # noqa: BLE001 - algorithms are pure: the same input fails again
+        # Retrying would loop for ever on the same trials; fail as upstream's suggestion
+        # service does when the algorithm errors (the experiment then fails with it).
+        message = f"algorithm {request.algorithm} failed: {type(err).__name__}: {err}"
+        cond.set_condition(status["conditions"], "Failed", "True", c.SUGGESTION_FAILED_REASON,
+                           message, ctx.now())
+        logger.warning("[%s/%s] suggestion failed: %s", ns, name, message)
+        return
     taken = {s.get("name") for s in pending}
     for assignment in reply.assignments[:need]:
         pending.append({"name": new_trial_name(ctx, name, taken, group.trials),
