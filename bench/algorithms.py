@@ -49,16 +49,18 @@ OURS = ("random", "grid", "sobol", "tpe", "multivariate-tpe", "bayesianoptimizat
 NOT_HPO = {"hyperband", "enas", "darts"}
 PEER_ORDER = ("optuna-tpe", "optuna-mtpe", "optuna-gp", "optuna-cmaes", "optuna-qmc", "optuna-random",
               "hyperopt-tpe")
-# Optuna's GPSampler takes ~12 s per 60-trial run here (torch, 1 thread): fewer seeds keep the
-# full run near 15 minutes; its 8-per-call timing at 2,000 trials and its memory pass at
-# 1,000+ are skipped (each would cost minutes).
-SEED_CAP = {"optuna-gp": 5}
+# Optuna's GPSampler takes 5-10 s per 60-trial run here (torch, 1 thread): its runs are split
+# over two worker processes, --gp-seeds can cap them, and its 8-per-call timing at 2,000 trials
+# and its memory pass at 1,000+ are skipped (each would cost minutes).
 SLOW = {"optuna-gp"}
 
 
 def our_names() -> list[str]:
-    from katib.algorithms import registry
-
+    try:
+        from katib.algorithms import registry
+    except Exception as error:  # e.g. an algorithm half-written in the work tree
+        log(f"katib.algorithms.registry does not import ({type(error).__name__}: {error}): ours skipped")
+        return []
     names = list(OURS) + [n for n in registry.ALGORITHMS if n not in OURS and n not in NOT_HPO]
     return [name for name in names if registry.can_suggest(name)]
 
@@ -86,11 +88,12 @@ def log(message: str) -> None:
 # ours
 
 
-def request(name: str, problem: P.Problem, *, trials, count: int, state, seed, parallelism: int, budget: int):
+def request(name: str, problem: P.Problem, *, trials, count: int, state, seed, parallelism: int, budget: int,
+            settings: dict | None = None):
     from katib.algorithms.base import SuggestRequest
 
     return SuggestRequest(algorithm=name, parameters=problem.parameters, objective_type="minimize",
-                          trials=trials, count=count, settings={}, state=state,
+                          trials=trials, count=count, settings=dict(settings or {}), state=state,
                           seed=seed if state is None else None, parallel_trial_count=parallelism,
                           max_trial_count=budget)
 
@@ -111,11 +114,13 @@ def our_run(job: dict) -> dict:
     from katib.algorithms.base import TrialRecord
 
     problem, p, budget = P.get(job["problem"]), job["parallelism"], job["budget"]
-    trials, values, state = [], [], None
+    trials, values, state, settings = [], [], None, {}
     while len(trials) < budget:
         reply = registry.suggest(request(job["algorithm"], problem, trials=trials, count=min(p, budget - len(trials)),
-                                         state=state, seed=job["seed"], parallelism=p, budget=budget))
+                                         state=state, seed=job["seed"], parallelism=p, budget=budget,
+                                         settings=settings))
         state = json.loads(json.dumps(reply.state))  # as stored: JSON, nothing else survives
+        settings.update(reply.settings)  # as the controller merges them into Suggestion status
         for assignment in reply.assignments:
             assignments = dict(assignment)
             f = problem.objective(P.decode(problem.parameters, assignments))
@@ -185,8 +190,8 @@ def run_peers(jobs: list[dict], label: str, *, split_slow: bool) -> list[PeerWor
         return []
     slow = [j for j in jobs if j["algorithm"] in SLOW] if split_slow else []
     rest = [j for j in jobs if j not in slow]
-    workers = [PeerWorker(part, f"{label} {name}") for part, name in ((slow, "peers-gp"), (rest, "peers"))
-               if part]
+    parts = ((slow[0::2], "peers-gp-1"), (slow[1::2], "peers-gp-2"), (rest, "peers"))
+    workers = [PeerWorker(part, f"{label} {name}") for part, name in parts if part]
     for worker in workers:
         worker.start()
     return workers
@@ -196,10 +201,10 @@ def run_peers(jobs: list[dict], label: str, *, split_slow: bool) -> list[PeerWor
 # the plan
 
 
-def quality_jobs(algorithms, problems, *, seeds: int, budget: int, quick: bool) -> list[dict]:
+def quality_jobs(algorithms, problems, *, seeds: int, budget: int, caps: dict) -> list[dict]:
     jobs = []
     for name in algorithms:
-        cap = max(1, SEED_CAP[name] // 5) if quick and name in SEED_CAP else SEED_CAP.get(name, seeds)
+        cap = caps.get(name, seeds)
         for problem in problems:
             for parallelism in (1, 4):
                 for seed in range(min(seeds, cap)):
@@ -228,6 +233,7 @@ def parse_args(argv):
     parser.add_argument("--algorithms", help="comma-separated names (ours and peers) to run; default: all available")
     parser.add_argument("--problems", help=f"comma-separated, of: {', '.join(P.PROBLEMS)}")
     parser.add_argument("--seeds", type=int, help="seeds per cell (default 10, --quick 3)")
+    parser.add_argument("--gp-seeds", type=int, help="seeds for optuna-gp (default: as --seeds; --quick: 1)")
     parser.add_argument("--timing-problem", default="hartmann6", help="the problem suggestion calls are timed on")
     parser.add_argument("--no-timing", action="store_true", help="quality only")
     parser.add_argument("--out", default=str(BENCH / "results" / "algorithms"),
@@ -257,16 +263,17 @@ def select(args) -> tuple[list[str], dict[str, str], list[str]]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     seeds, budget = args.seeds or (3 if args.quick else 10), 30 if args.quick else 60
+    caps = {"optuna-gp": args.gp_seeds or (1 if args.quick else seeds)}
     ours, peers, problems = select(args)
     peer_list = [n for n in PEER_ORDER if n in peers]
     started, load_start = time.time(), f"{os.getloadavg()[0]:.2f}"
     log(f"ours: {', '.join(ours) or '-'}; peers: {', '.join(peer_list) or '-'}; problems: {', '.join(problems)}")
 
-    our_quality = [j for j in quality_jobs(ours, problems, seeds=seeds, budget=budget, quick=args.quick)
+    our_quality = [j for j in quality_jobs(ours, problems, seeds=seeds, budget=budget, caps={})
                    if not admissible(j["algorithm"], j["problem"])]
     inadmissible = [f"{n} on {p}: not admitted ({admissible(n, p)})" for n in ours for p in problems
                     if admissible(n, p)]
-    workers = run_peers(quality_jobs(peer_list, problems, seeds=seeds, budget=budget, quick=args.quick),
+    workers = run_peers(quality_jobs(peer_list, problems, seeds=seeds, budget=budget, caps=caps),
                         "quality", split_slow=True)
     results: list[dict] = []
     run_ours(our_quality, our_run, results, "quality")
@@ -290,7 +297,8 @@ def main(argv=None) -> int:
             worker.join()
             timings += worker.results
 
-    meta = report.machine(peers=peers, seeds=seeds, budget=budget, seed_cap=SEED_CAP, quick=args.quick,
+    capped = {name: cap for name, cap in caps.items() if cap != seeds and name in peers}
+    meta = report.machine(peers=peers, seeds=seeds, budget=budget, seed_cap=capped, quick=args.quick,
                           timing_problem=args.timing_problem, elapsed=time.time() - started,
                           load_start=load_start)
     notes = inadmissible + skipped

@@ -139,7 +139,7 @@ MLP = [double("learning_rate", "0.0001", "0.1"), integer("num_layers", 1, 8),
        listed("batch_size", "discrete", [16, 32, 64, 128, 256]),
        listed("optimizer", "categorical", ["sgd", "adam", "rmsprop"]),
        double("dropout", "0", "0.5", "0.05")]
-_MLP_LR = {"sgd": -1.3, "adam": -3.0, "rmsprop": -2.5}  # log10 of the best lr at batch 64
+_MLP_LR = {"sgd": -1.0, "adam": -2.0, "rmsprop": -2.3}  # log10 of the best lr at batch 64
 _MLP_OFFSET = {"sgd": 0.25, "adam": 0.0, "rmsprop": 0.1}
 
 
@@ -152,7 +152,7 @@ def mlp(v: dict) -> float:
     Katib's linear double range does not know), depth wants dropout."""
     depth = 4 if v["optimizer"] == "adam" else 3
     return (0.1 + _MLP_OFFSET[v["optimizer"]]
-            + 1.5 * (math.log10(v["learning_rate"]) - _mlp_best_log_lr(v)) ** 2
+            + 1.0 * (math.log10(v["learning_rate"]) - _mlp_best_log_lr(v)) ** 2
             + 0.04 * (v["num_layers"] - depth) ** 2
             + 0.6 * (v["dropout"] - 0.05 * v["num_layers"]) ** 2
             + 0.02 * (math.log2(v["batch_size"]) - 6) ** 2)

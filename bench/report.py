@@ -200,8 +200,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def machine(**fields) -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
+    root = Path(__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "katib/algorithms"], capture_output=True, text=True,
+                           cwd=root).stdout.strip()
+    commit += " (katib/algorithms with uncommitted changes)" if dirty else ""
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {model}",
             "python": platform.python_version(), "numpy": np.__version__, "commit": commit,
