@@ -159,6 +159,17 @@ def test_parallel_trial_count_beyond_the_cap_is_said_once_and_honoured(tmp_path)
     assert result["experiment"]["status"]["trialsSucceeded"] == 3
 
 
+@pytest.mark.parametrize("parallel, said", [(3, True), (1, False)])
+def test_a_shared_file_collector_path_is_said_to_serialise_trials(tmp_path, parallel, said):
+    exp = experiment(script=f"echo accuracy=0.5 >> {tmp_path}/m.log", parallel=parallel, max_trials=2)
+    exp["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "File"}, "source": {
+        "fileSystemPath": {"kind": "File", "path": f"{tmp_path}/m.log"}}}
+    done = katib(str(write(tmp_path, exp)), "--db", str(tmp_path / "k.db"), "--parallel", "4")
+    assert done.returncode == 0, done.stderr
+    line = f"trials run one at a time: they all write the File collector's {tmp_path}/m.log"
+    assert (line in done.stderr) is said
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "many"])
 def test_parallel_must_be_a_positive_integer(tmp_path, value):
     done = katib(str(write(tmp_path, experiment())), "--db", str(tmp_path / "k.db"), "--parallel", value)

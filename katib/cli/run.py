@@ -164,6 +164,13 @@ def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
     return plane, experiments
 
 
+def shared_metrics_file(exp: dict) -> str | None:
+    """The File collector path every local trial of `exp` writes, None for other collectors."""
+    from katib.backends.local_collector import file_collector_path
+
+    return file_collector_path({"spec": {"metricsCollector": exp["spec"].get("metricsCollectorSpec") or {}}})
+
+
 def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, parallel: int | None = None) -> bool:
     """Apply every experiment; False (after printing every field error) if one is invalid.
     Prints admission warnings, and one line when parallelTrialCount exceeds the `parallel` cap."""
@@ -188,6 +195,10 @@ def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, paral
         if parallel is not None and count > parallel:
             print(f"[{ref}] parallelTrialCount {count} > --parallel {parallel}: "
                   f"at most {parallel} trials run at once", file=sys.stderr)
+        shared = shared_metrics_file(stored)
+        if shared and min(count, parallel or count) > 1:
+            print(f"[{ref}] trials run one at a time: they all write the File collector's "
+                  f"{shared} (a pod would have its own; here it is one file)", file=sys.stderr)
         if not quiet:
             print(f"[{ref}] {how} (db: {plane.db.url})", file=sys.stderr)
     return True
