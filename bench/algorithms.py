@@ -302,6 +302,11 @@ def main(argv=None) -> int:
                           timing_problem=args.timing_problem, elapsed=time.time() - started,
                           load_start=load_start)
     notes = inadmissible + skipped
+    if timings and "hyperopt-tpe" in peers:
+        notes.append("hyperopt-tpe timed on its own random points (rand.suggest), the others on the same points")
+    if timings and "optuna-gp" in peers:
+        notes.append("optuna-gp: memory not traced at 1,000+ trials (cost); tracemalloc does not see torch's "
+                     "tensors at all, so its peaks are lower bounds")
     summary = report.summarise(results, timings, problems={n: P.PROBLEMS[n] for n in problems},
                                ours=ours, peers=peer_list, budget=budget)
     text = report.markdown(summary, meta=meta, notes=notes)

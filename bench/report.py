@@ -64,10 +64,17 @@ def summarise(results: list[dict], timings: list[dict], *, problems: dict, ours:
         if "error" not in t:
             timing.setdefault(t["algorithm"], {}).setdefault(str(t["finished"]), {})[str(t["count"])] = {
                 "seconds": t["seconds"], "peak_bytes": t["peak_bytes"]}
-    summary = {"algorithms": algorithms, "ours": ours, "peers": peers, "checkpoints": marks, "quality": quality,
-               "timing": timing, "duplicates": duplicates, "errors": errors}
+    summary = {"algorithms": algorithms, "ours": ours, "peers": peers, "checkpoints": marks,
+               "problems": {name: describe(problem) for name, problem in problems.items()}, "quality": quality,
+               "timing": timing, "duplicates": duplicates, "errors": errors, "runs": runs}
     summary["targets"] = targets(summary, budget=budget)
     return summary
+
+
+def describe(problem: P.Problem) -> dict:
+    kinds = [p["parameterType"] + ("+step" if p["feasibleSpace"].get("step") else "") for p in problem.parameters]
+    return {"parameters": len(kinds), "types": {k: kinds.count(k) for k in sorted(set(kinds))},
+            "minimum": problem.minimum}
 
 
 def _final(summary: dict, problem: str, p: str, name: str) -> float | None:
@@ -155,6 +162,10 @@ def markdown(summary: dict, *, meta: dict, notes: list[str]) -> str:
                f"{'; capped: ' + ', '.join(f'{k} {v}' for k, v in meta['seed_cap'].items()) if meta['seed_cap'] else ''}"
                f"{' (--quick)' if meta['quick'] else ''}. Ours: synchronous batches through the registry "
                f"(all trials + state per call); peers: ask/tell, k asks then k tells.\n")
+    out.append("Problems (minimised; regret = best f so far − f*):\n")
+    out.append(_table(["problem", "parameters", "types", "f*"],
+                      [[name, str(d["parameters"]), ", ".join(f"{n} {k}" for k, n in d["types"].items()),
+                        f"{d['minimum']:.6g}"] for name, d in summary["problems"].items()]))
     out.append(f"## Median simple regret at {marks[-1]} trials\n")
     for p in ("1", "4"):
         out.append(f"Parallelism {p}:\n")
