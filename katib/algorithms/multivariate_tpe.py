@@ -2,9 +2,9 @@
 
 Not an upstream v1alpha3 algorithm (Optuna's TPESampler(multivariate=True)); added by issue 9.
 Same loop, settings, batching and restart rules as `tpe` (tpe.py); the difference is the
-estimator (parzen.py): each finished trial is one product kernel over every parameter with a
-bandwidth by Scott's rule, so candidates are drawn whole from one trial's neighbourhood and
-parameters that only work together are found together."""
+estimator (parzen.py): each finished trial is one product kernel over every parameter, so a
+candidate is drawn whole from one trial's neighbourhood and scored jointly, and parameters that
+only work together are found together."""
 from __future__ import annotations
 
 from . import tpe

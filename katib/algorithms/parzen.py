@@ -10,12 +10,12 @@ doubles map linearly, a finite int/stepped-double/sorted-discrete axis puts valu
 centre of its k-th cell); a *categorical* column holds the value's index. Categorical and
 discrete lists that are not sorted numbers are categorical — order means nothing there.
 
-Kernels follow Optuna's TPE (v3/v4 defaults): truncated normals on [0, 1] with the prior
-N(0.5, 1) as one extra component, univariate bandwidths from the distance to the sorted
-neighbours, multivariate ones by Scott's rule, both clipped from below at 1/min(100, n+2)
-("magic clip"); categorical kernels put weight 1 on the observed choice plus
-prior_weight/K on each choice; older observations get linearly smaller weights beyond the
-25 most recent."""
+Kernels follow Optuna's TPE (v5 defaults): truncated normals on [0, 1] with the prior
+N(0.5, 1) as one extra component, each bandwidth the larger distance to the sorted neighbours
+on its axis, clipped from below at 1/min(100, n+2) ("magic clip"); categorical kernels put
+weight 1 on the observed choice plus prior_weight/(n+1) on each choice; older observations
+get linearly smaller weights beyond the 25 most recent. Independent TPE uses the marginal of
+each axis, multivariate TPE the joint product kernels (one component per observation)."""
 from __future__ import annotations
 
 import math
@@ -179,41 +179,38 @@ def recency_weights(n: int) -> np.ndarray:
     return np.concatenate([np.linspace(1.0 / n, 1.0, n - RECENT), np.ones(RECENT)])
 
 
-def fit(rows: np.ndarray, *, layout: Layout, prior_weight: float, multivariate: bool) -> Mixture:
+def fit(rows: np.ndarray, *, layout: Layout, prior_weight: float) -> Mixture:
     """The estimator of one group; `rows` in trial order (may be empty: prior only)."""
     n = len(rows)
     weights = np.append(recency_weights(n), prior_weight)
     mus = np.vstack([rows[:, list(layout.numeric)], np.full((1, len(layout.numeric)), 0.5)])
-    sigmas = _scott_sigmas(n, layout.width, len(layout.numeric)) if multivariate else _neighbour_sigmas(mus[:-1])
+    sigmas = _neighbour_sigmas(mus[:-1])
     sigmas = np.clip(sigmas, 1.0 / min(100.0, n + 2.0), 1.0)
     sigmas[-1] = 1.0  # the prior
     log_norms = np.log(np.maximum(ndtr((1 - mus) / sigmas) - ndtr(-mus / sigmas), 1e-300))
     probs = []
     for column, k in zip(layout.categorical, layout.choices):
-        table = np.full((n + 1, k), prior_weight / k)
-        table[np.arange(n), rows[:, column].astype(int)] += 1.0
-        table[-1] = 1.0  # the prior component is uniform
+        table = np.full((n + 1, k), prior_weight / (n + 1))
+        table[np.arange(n), rows[:, column].astype(int)] += 1.0  # the last row (the prior) stays uniform
         probs.append(table / table.sum(axis=1, keepdims=True))
     return Mixture(log_weights=np.log(weights / weights.sum()), mus=mus, sigmas=sigmas, log_norms=log_norms,
                    probs=tuple(probs))
 
 
 def _neighbour_sigmas(mus: np.ndarray) -> np.ndarray:
-    """Per column: the larger gap to the sorted neighbours (the prior's 0.5 and the bounds
-    0 and 1 included), one row per observation plus a placeholder row for the prior."""
+    """Per column: the larger gap to the sorted neighbours (the bounds 0 and 1 count as
+    neighbours, except for the outermost observations, which take their inner gap), one row
+    per observation plus a placeholder row for the prior."""
     n, p = mus.shape
-    points = np.vstack([mus, np.full((1, p), 0.5)])
-    order = np.argsort(points, axis=0, kind="stable")
-    ordered = np.take_along_axis(points, order, axis=0)
+    order = np.argsort(mus, axis=0, kind="stable")
+    ordered = np.take_along_axis(mus, order, axis=0)
     padded = np.vstack([np.zeros((1, p)), ordered, np.ones((1, p))])
     gaps = np.maximum(padded[1:-1] - padded[:-2], padded[2:] - padded[1:-1])
-    sigmas = np.empty_like(points)
-    np.put_along_axis(sigmas, order, gaps, axis=0)
+    if n >= 2:
+        gaps[0], gaps[-1] = padded[2] - padded[1], padded[-2] - padded[-3]
+    sigmas = np.ones((n + 1, p))
+    np.put_along_axis(sigmas[:n], order, gaps, axis=0)
     return sigmas
-
-
-def _scott_sigmas(n: int, dims: int, p: int) -> np.ndarray:
-    return np.full((n + 1, p), 0.2 * max(n, 1) ** (-1.0 / (dims + 4)))
 
 
 # ---------------------------------------------------------------------------------------
