@@ -81,13 +81,23 @@ def write_case(tmp_path: Path, name: str, text: str | None) -> Path:
 
 
 @pytest.mark.parametrize("name,text,words", UNUSABLE, ids=[u[0] for u in UNUSABLE])
-def test_validate_and_render_refuse_unusable_input_in_one_line(tmp_path, name, text, words):
+def test_validate_and_render_refuse_unusable_input_in_one_line(tmp_path, capsys, name, text, words):
+    """In-process (any exception fails the test); the subprocess test below covers the real exit."""
+    from katib.cli import main
+
     path = write_case(tmp_path, name, text)
     for command in ("validate", "render"):
-        proc = katib(command, path)
-        assert proc.returncode == 2, (command, proc.stderr)
-        (line,) = lines(proc.stderr)
+        assert main([command, str(path)]) == 2, command
+        (line,) = lines(capsys.readouterr().err)
         assert line.startswith(str(path)) and all(w in line for w in words), line
+
+
+@pytest.mark.parametrize("name", ["self-alias", "name-number"])
+def test_validate_and_render_processes_exit_2_without_a_traceback(tmp_path, name):
+    path = write_case(tmp_path, name, next(t for n, t, _ in UNUSABLE if n == name))
+    for command in ("validate", "render"):
+        proc = katib(command, path)
+        assert proc.returncode == 2 and len(lines(proc.stderr)) == 1, (command, proc.stderr)
 
 
 @pytest.mark.parametrize("name", ["self-alias", "kind-list", "json-5000-deep", "float-abc", "name-number"])

@@ -30,7 +30,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "validate", help="check Experiments as Katib's admission webhooks would",
         description="Apply defaults and every validation rule to the Experiments in FILE(s) "
                     "(YAML, several documents allowed, or JSON; - reads stdin). Exit status: "
-                    "0 all valid, 1 some invalid, 2 input unreadable or not a Katib object.")
+                    "0 all valid, 1 some invalid, 2 input unreadable (also: YAML aliases, more than "
+                    "4 MiB or 100 levels of nesting) or not a Katib object.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="YAML or JSON file, or - for stdin")
     parser.add_argument("-o", "--output", choices=("yaml", "json"),
                         help="print the defaulted objects instead of OK lines")
