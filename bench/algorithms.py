@@ -147,15 +147,27 @@ def our_timing(job: dict) -> dict:
     return {**job, **measure(call, repeats=job["repeats"], memory=job["memory"])}
 
 
-def run_ours(jobs: list[dict], run, results: list, label: str) -> None:
+def run_ours(jobs: list[dict], run, results: list, label: str, *, cap: float = math.inf) -> list[str]:
+    """Run the jobs in order; an algorithm whose runs took `cap` seconds in all gets no more
+    (jobs come seed by seed, so a capped algorithm has fewer seeds everywhere). Returns notes."""
+    spent: dict[str, float] = {}
+    skipped: dict[str, int] = {}
     for number, job in enumerate(jobs, 1):
+        name = job["algorithm"]
+        if spent.get(name, 0.0) >= cap:
+            skipped[name] = skipped.get(name, 0) + 1
+            continue
+        started = time.perf_counter()
         try:
             results.append(run(job))
         except Exception as error:  # a broken algorithm must not end the benchmark
             results.append({**job, "error": f"{type(error).__name__}: {error}"})
-            log(f"ours {job['algorithm']} on {job['problem']}: {results[-1]['error']}")
+            log(f"ours {name} on {job['problem']}: {results[-1]['error']}")
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
         if number % 25 == 0 or number == len(jobs):
             log(f"{label} ours {number}/{len(jobs)}")
+    return [f"{name}: {count} {label} runs skipped, its runs had taken {cap:.0f} s (--our-cap)"
+            for name, count in skipped.items()]
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,10 +216,9 @@ def run_peers(jobs: list[dict], label: str, *, split_slow: bool) -> list[PeerWor
 def quality_jobs(algorithms, problems, *, seeds: int, budget: int, caps: dict) -> list[dict]:
     jobs = []
     for name in algorithms:
-        cap = caps.get(name, seeds)
-        for problem in problems:
-            for parallelism in (1, 4):
-                for seed in range(min(seeds, cap)):
+        for seed in range(min(seeds, caps.get(name, seeds))):  # seed by seed: see run_ours' cap
+            for problem in problems:
+                for parallelism in (1, 4):
                     jobs.append({"kind": "quality", "algorithm": name, "problem": problem,
                                  "parallelism": parallelism, "seed": seed, "budget": budget})
     return jobs
@@ -234,6 +245,8 @@ def parse_args(argv):
     parser.add_argument("--problems", help=f"comma-separated, of: {', '.join(P.PROBLEMS)}")
     parser.add_argument("--seeds", type=int, help="seeds per cell (default 10, --quick 3)")
     parser.add_argument("--gp-seeds", type=int, help="seeds for optuna-gp (default: as --seeds; --quick: 1)")
+    parser.add_argument("--our-cap", type=float, default=240.0,
+                        help="seconds of quality runs per algorithm of ours before its remaining seeds are dropped")
     parser.add_argument("--timing-problem", default="hartmann6", help="the problem suggestion calls are timed on")
     parser.add_argument("--no-timing", action="store_true", help="quality only")
     parser.add_argument("--out", default=str(BENCH / "results" / "algorithms"),
@@ -276,7 +289,7 @@ def main(argv=None) -> int:
     workers = run_peers(quality_jobs(peer_list, problems, seeds=seeds, budget=budget, caps=caps),
                         "quality", split_slow=True)
     results: list[dict] = []
-    run_ours(our_quality, our_run, results, "quality")
+    capped_notes = run_ours(our_quality, our_run, results, "quality", cap=args.our_cap)
     for worker in workers:
         worker.join()
         results += [dict(r, side="peer") for r in worker.results]
@@ -301,7 +314,7 @@ def main(argv=None) -> int:
     meta = report.machine(peers=peers, seeds=seeds, budget=budget, seed_cap=capped, quick=args.quick,
                           timing_problem=args.timing_problem, elapsed=time.time() - started,
                           load_start=load_start)
-    notes = inadmissible + skipped
+    notes = inadmissible + capped_notes + skipped
     if timings and "hyperopt-tpe" in peers:
         notes.append("hyperopt-tpe timed on its own random points (rand.suggest), the others on the same points")
     if timings and "optuna-gp" in peers:
