@@ -316,3 +316,15 @@ def test_line_numbers_stay_exact():
     for pos in range(len(source) + 1):
         assert loc.line(pos) == source.count("\n", 0, pos) + 1
         assert loc.line_start(pos) == source.rfind("\n", 0, pos) + 1
+
+
+def test_nas_experiments_render_with_an_architecture():
+    """nn_config holds single quotes: a template quoting it with them cannot become a Job."""
+    from tests.corpus import EXAMPLES_DIR
+
+    text = (EXAMPLES_DIR / "nas" / "enas-example-cpu.yaml").read_text()
+    assert template_errors(yaml.safe_load(text)) == []
+    broken = text.replace('- "--{{.Name}}=\\"{{.Value}}\\""', "- '--{{.Name}}={{.Value}}'")
+    assert broken != text
+    (error,) = template_errors(yaml.safe_load(broken))
+    assert "error converting YAML to JSON" in error and "nn_config={'num_layers'" in error
