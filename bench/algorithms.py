@@ -248,6 +248,8 @@ def parse_args(argv):
     parser.add_argument("--our-cap", type=float, default=240.0,
                         help="seconds of quality runs per algorithm of ours before its remaining seeds are dropped")
     parser.add_argument("--timing-problem", default="hartmann6", help="the problem suggestion calls are timed on")
+    parser.add_argument("--reuse-peers", metavar="RAW",
+                        help="take the peers' rows from an earlier run's <out>-raw.json.tmp instead of running them")
     parser.add_argument("--no-timing", action="store_true", help="quality only")
     parser.add_argument("--out", default=str(BENCH / "results" / "algorithms"),
                         help="output path without extension (.md and .json are written)")
@@ -260,10 +262,10 @@ def parse_args(argv):
     return args
 
 
-def select(args) -> tuple[list[str], dict[str, str], list[str]]:
-    ours, peers = our_names(), peer_names()
+def select(args, *, reuse: bool) -> tuple[list[str], dict[str, str], list[str]]:
+    ours, peers = our_names(), ({} if reuse else peer_names())
     wanted = [n for n in (args.algorithms or "").split(",") if n]
-    unknown = [n for n in wanted if n not in ours and n not in peers]
+    unknown = [n for n in wanted if n not in ours and n not in peers and n not in PEER_ORDER]
     if unknown:
         log(f"--algorithms: not available here, skipped: {', '.join(unknown)}")
     if wanted:
@@ -273,58 +275,96 @@ def select(args) -> tuple[list[str], dict[str, str], list[str]]:
     return ours, peers, problems
 
 
+def quality_phase(args, *, ours, peers, problems, seeds, budget, caps) -> tuple[list[dict], list[str]]:
+    """Peers in their workers while ours run here; results compacted (no assignments kept)."""
+    our_jobs = [j for j in quality_jobs(ours, problems, seeds=seeds, budget=budget, caps={})
+                if not admissible(j["algorithm"], j["problem"])]
+    notes = [f"{n} on {p}: not admitted ({admissible(n, p)})" for n in ours for p in problems if admissible(n, p)]
+    workers = run_peers(quality_jobs(peers, problems, seeds=seeds, budget=budget, caps=caps),
+                        "quality", split_slow=True)
+    results: list[dict] = []
+    notes += run_ours(our_jobs, our_run, results, "quality", cap=args.our_cap)
+    for worker in workers:
+        worker.join()
+        results += worker.results
+    return [compact(r) for r in results], notes
+
+
+def compact(result: dict) -> dict:
+    if "assignments" not in result:
+        return result
+    problem = P.get(result["problem"])
+    rest = {k: v for k, v in result.items() if k != "assignments"}
+    return {**rest, "repeats": report.repeats(problem.parameters, result["assignments"]),
+            "trials": len(result["assignments"])}
+
+
+def timing_phase(args, *, ours, peers) -> tuple[list[dict], list[str]]:
+    """Ours first, then the peers, one process at a time (nothing else of ours running)."""
+    sizes = (10, 100) if args.quick else (10, 100, 1000, 2000)
+    jobs, notes = timing_jobs(ours, problem=args.timing_problem, sizes=sizes, counts=(1, 8))
+    for job in jobs:  # grid needs a finite space: timed on the stepped variant
+        if admissible(job["algorithm"], job["problem"]):
+            job["problem"] = f"{job['problem']}-step0.01"
+    notes += sorted({f"{j['algorithm']} timed on {j['problem']} (every double given step 0.01)"
+                     for j in jobs if "-step" in j["problem"]})
+    timings: list[dict] = []
+    run_ours(jobs, our_timing, timings, "timing")
+    peer_jobs, peer_notes = timing_jobs(peers, problem=args.timing_problem, sizes=sizes, counts=(1, 8))
+    for worker in run_peers(peer_jobs, "timing", split_slow=False):
+        worker.join()
+        timings += worker.results
+    return timings, notes + peer_notes
+
+
+def reused_peers(path: str, *, seeds: int, budget: int) -> tuple[dict, list[dict], list[dict], list[str]]:
+    """Peer versions, quality results, timings and notes of an earlier run's raw file."""
+    raw = json.loads(Path(path).read_text())
+    if (raw["seeds"], raw["budget"]) != (seeds, budget):
+        raise SystemExit(f"--reuse-peers {path}: that run had {raw['seeds']} seeds and budget {raw['budget']}, "
+                         f"this one {seeds} and {budget}")
+    mine = set(raw["peers"])
+    return (raw["peers"], [r for r in raw["quality"] if r["algorithm"] in mine],
+            [t for t in raw["timing"] if t["algorithm"] in mine],
+            [n for n in raw["peer_notes"]] + [f"peer rows reused from the run of {raw['date']}"])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     seeds, budget = args.seeds or (3 if args.quick else 10), 30 if args.quick else 60
     caps = {"optuna-gp": args.gp_seeds or (1 if args.quick else seeds)}
-    ours, peers, problems = select(args)
+    ours, peers, problems = select(args, reuse=bool(args.reuse_peers))
     peer_list = [n for n in PEER_ORDER if n in peers]
     started, load_start = time.time(), f"{os.getloadavg()[0]:.2f}"
     log(f"ours: {', '.join(ours) or '-'}; peers: {', '.join(peer_list) or '-'}; problems: {', '.join(problems)}")
-
-    our_quality = [j for j in quality_jobs(ours, problems, seeds=seeds, budget=budget, caps={})
-                   if not admissible(j["algorithm"], j["problem"])]
-    inadmissible = [f"{n} on {p}: not admitted ({admissible(n, p)})" for n in ours for p in problems
-                    if admissible(n, p)]
-    workers = run_peers(quality_jobs(peer_list, problems, seeds=seeds, budget=budget, caps=caps),
-                        "quality", split_slow=True)
-    results: list[dict] = []
-    capped_notes = run_ours(our_quality, our_run, results, "quality", cap=args.our_cap)
-    for worker in workers:
-        worker.join()
-        results += [dict(r, side="peer") for r in worker.results]
-
-    timings, skipped = [], []
-    if not args.no_timing:
-        sizes = (10, 100) if args.quick else (10, 100, 1000, 2000)
-        jobs, skipped = timing_jobs(ours, problem=args.timing_problem, sizes=sizes, counts=(1, 8))
-        for job in jobs:  # grid needs a finite space: timed on the stepped variant
-            if admissible(job["algorithm"], job["problem"]):
-                job["problem"] = f"{job['problem']}-step0.01"
-        skipped += sorted({f"{j['algorithm']} timed on {j['problem']} (every double given step 0.01)"
-                           for j in jobs if "-step" in j["problem"]})
-        run_ours(jobs, our_timing, timings, "timing")  # first, alone: nothing else running
-        peer_jobs, peer_skipped = timing_jobs(peer_list, problem=args.timing_problem, sizes=sizes, counts=(1, 8))
-        skipped += peer_skipped
-        for worker in run_peers(peer_jobs, "timing", split_slow=False):
-            worker.join()
-            timings += worker.results
-
+    results, notes = quality_phase(args, ours=ours, peers=peer_list, problems=problems, seeds=seeds,
+                                   budget=budget, caps=caps)
+    timings, timing_notes = timing_phase(args, ours=ours, peers=peer_list) if not args.no_timing else ([], [])
+    peer_notes = [n for n in timing_notes if n.startswith(tuple(PEER_ORDER))]
+    if timings and "hyperopt-tpe" in peers:
+        peer_notes.append("hyperopt-tpe timed on its own random points (rand.suggest), the others on the same points")
+    if timings and "optuna-gp" in peers:
+        peer_notes.append("optuna-gp: memory not traced at 1,000+ trials (cost); tracemalloc does not see torch's "
+                          "tensors at all, so its peaks are lower bounds")
+    out = Path(args.out)
+    raw = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seeds": seeds, "budget": budget,
+           "peers": peers, "quality": results, "timing": timings, "peer_notes": peer_notes}
+    if args.reuse_peers:
+        peers, peer_results, peer_timings, peer_notes = reused_peers(args.reuse_peers, seeds=seeds, budget=budget)
+        peer_list = [n for n in PEER_ORDER if n in peers]
+        results, timings = results + peer_results, timings + peer_timings
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Path(f"{out}-raw.json.tmp").write_text(json.dumps(raw))  # for a later --reuse-peers
     capped = {name: cap for name, cap in caps.items() if cap != seeds and name in peers}
     meta = report.machine(peers=peers, seeds=seeds, budget=budget, seed_cap=capped, quick=args.quick,
                           timing_problem=args.timing_problem, elapsed=time.time() - started,
                           load_start=load_start)
-    notes = inadmissible + capped_notes + skipped
-    if timings and "hyperopt-tpe" in peers:
-        notes.append("hyperopt-tpe timed on its own random points (rand.suggest), the others on the same points")
-    if timings and "optuna-gp" in peers:
-        notes.append("optuna-gp: memory not traced at 1,000+ trials (cost); tracemalloc does not see torch's "
-                     "tensors at all, so its peaks are lower bounds")
+    notes += [n for n in timing_notes if n not in peer_notes] + peer_notes
     summary = report.summarise(results, timings, problems={n: P.PROBLEMS[n] for n in problems},
                                ours=ours, peers=peer_list, budget=budget)
     text = report.markdown(summary, meta=meta, notes=notes)
     print(text)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "notes": notes, **summary}, indent=1) + "\n")

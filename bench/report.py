@@ -52,8 +52,8 @@ def summarise(results: list[dict], timings: list[dict], *, problems: dict, ours:
         problem = problems[r["problem"]]
         cell = runs.setdefault(r["problem"], {}).setdefault(str(r["parallelism"]), {}).setdefault(r["algorithm"], [])
         cell.append(regrets(r["values"], problem.minimum, marks))
-        duplicates[r["algorithm"]]["repeats"] += repeats(problem.parameters, r["assignments"])
-        duplicates[r["algorithm"]]["trials"] += len(r["assignments"])
+        duplicates[r["algorithm"]]["repeats"] += r["repeats"]
+        duplicates[r["algorithm"]]["trials"] += r["trials"]
     quality = {prob: {p: {name: {**{m: statistics.median(run[m] for run in cell) for m in map(str, marks)},
                                  "seeds": len(cell)}
                           for name, cell in by_p.items()}
