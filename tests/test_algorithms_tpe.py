@@ -294,3 +294,26 @@ def test_categorical_probabilities_follow_the_observations_and_sum_to_one():
     p = np.exp(parzen.log_density(mixture, np.array([[0.0], [1.0], [2.0]]), layout=layout, multivariate=True))
     assert p.sum() == pytest.approx(1.0)
     assert p[2] > p[0] > p[1]
+
+
+# ---------------------------------------------------------------------------------------
+# reading the trials (parzen.read_history, read_keys): the same keys as space.py
+
+
+ODD_VALUES = ["0", "1", "1.00000000000000001", "-0.000000000000000001", "0.5", " 0.25 ", "1e-3", "-0.0", "1.0000000000000002", "-1e-300", "nan", "inf", "abc",
+              "1_0", "0.3", None, "0x1", "5"]
+
+
+@pytest.mark.parametrize("column", [ODD_VALUES, ["0.1", "0.7", "0.9999"], ["0.1", "1.5", "0"],
+                                    ["0", "1", "1.00000000000000001", "-0.000000000000000001", "nan", "inf", "0.5"]])
+def test_read_history_keys_are_the_keys_of_space_py(column):
+    space = parse_space([param("x", "double", min="0", max="1"), param("n", "int", min="0", max="9"),
+                         param("o", "categorical", values=["a", "b"])])
+    trials = [TrialRecord(f"t-{i}", {k: v for k, v in (("x", x), ("n", str(i % 12)), ("o", "ab"[i % 2]))
+                                      if v is not None}, "Succeeded", 1.0)
+              for i, x in enumerate(column)]
+    expected = [space.key_of(t.assignments) for t in trials]
+    history = parzen.read_history(space, trials, "minimize")
+    assert history.keys == [k for k in expected if k is not None]
+    assert parzen.read_keys(space, trials) == space.used_keys(trials)
+    assert np.allclose(history.rows, [parzen.row_of(space, k) for k in history.keys])

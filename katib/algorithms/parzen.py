@@ -91,33 +91,60 @@ PENDING = ("Created", "Running", "")
 
 
 def read_history(space: Space, trials: list[TrialRecord], objective_type: str) -> History:
-    """Rows of all trials; a value string is parsed once per call (a big history repeats the
-    same few values on finite axes)."""
+    """Rows of all trials that lie in the space, read column by column (see `_read_column`)."""
     sign = -1.0 if objective_type == "maximize" else 1.0
-    readers = [_Reader(axis) for axis in space.axes]
-    keys, rows, losses, pending = [], [], [], []
-    for trial in trials:
-        entries = [reader(trial.assignments.get(reader.axis.name)) for reader in readers]
-        if None in entries:
-            continue
-        keys.append(tuple(coordinate for coordinate, _ in entries))
-        rows.append([x for _, x in entries])
-        good = trial.condition == "Succeeded" and trial.value is not None and math.isfinite(trial.value)
-        losses.append(sign * float(trial.value) if good else math.nan)
-        pending.append(trial.condition in PENDING and trial.value is None)
-    return History(rows=np.array(rows, dtype=float).reshape(len(keys), len(space)),
-                   losses=np.array(losses, dtype=float), pending=np.array(pending, dtype=bool), keys=keys)
+    keep, coordinates, units = _read_columns(space, trials)
+    kept = [trial for trial, ok in zip(trials, keep) if ok]
+    losses = [sign * float(t.value) if t.condition == "Succeeded" and t.value is not None and math.isfinite(t.value)
+              else math.nan for t in kept]
+    return History(rows=units[keep], losses=np.array(losses, dtype=float),
+                   pending=np.array([t.condition in PENDING and t.value is None for t in kept], dtype=bool),
+                   keys=list(zip(*(column[keep].tolist() for column in coordinates))) if kept else [])
 
 
 def read_keys(space: Space, trials: list[TrialRecord]) -> set[Key]:
     """The keys of every trial in the space (as space.used_keys, faster)."""
-    readers = [_Reader(axis) for axis in space.axes]
-    keys = set()
-    for trial in trials:
-        entries = [reader(trial.assignments.get(reader.axis.name)) for reader in readers]
-        if None not in entries:
-            keys.add(tuple(coordinate for coordinate, _ in entries))
-    return keys
+    keep, coordinates, _ = _read_columns(space, trials)
+    return set(zip(*(column[keep].tolist() for column in coordinates))) if keep.any() else set()
+
+
+def _read_columns(space: Space, trials: list[TrialRecord]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """(which trials lie in the space, key coordinates per axis, history rows)."""
+    keep = np.ones(len(trials), dtype=bool)
+    coordinates, units = [], np.empty((len(trials), len(space)))
+    for index, axis in enumerate(space.axes):
+        values = [trial.assignments.get(axis.name) for trial in trials]
+        ok, coordinate, unit = _read_column(axis, values)
+        keep &= ok
+        coordinates.append(coordinate)
+        units[:, index] = unit
+    return keep, coordinates, units
+
+
+def _read_column(axis: Axis, values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, key coordinate, row entry) of one axis for every trial. A continuous column is
+    parsed by numpy in one go (correctly rounded, as float(Decimal)); values on or beyond a
+    bound and anything numpy refuses take the exact per-value path."""
+    reader = _Reader(axis)
+    if reader.bounds is not None:
+        try:
+            x = np.array(values, dtype=float)
+        except (ValueError, TypeError):
+            x = None
+        if x is not None:
+            low, high = reader.bounds
+            inside = (x > low) & (x < high)
+            ok, coordinate = inside.copy(), x.copy()
+            for i in np.flatnonzero(~inside):
+                entry = reader(values[i])
+                ok[i], coordinate[i] = (False, 0.0) if entry is None else (True, entry[0])
+            return ok, coordinate, (coordinate - low) / (high - low)
+    entries = [reader(value) for value in values]
+    ok = np.array([entry is not None for entry in entries], dtype=bool)
+    coordinate = np.array([entry[0] if entry else 0 for entry in entries],
+                          dtype=float if reader.bounds is not None else np.int64)
+    unit = np.array([entry[1] if entry else 0.0 for entry in entries], dtype=float)
+    return ok, coordinate, unit
 
 
 class _Reader:
@@ -255,21 +282,23 @@ def snap(x: np.ndarray, layout: Layout) -> np.ndarray:
 def log_density(mixture: Mixture, rows: np.ndarray, *, layout: Layout, multivariate: bool) -> np.ndarray:
     """log pdf of each row: shape (rows,) when multivariate, else (rows, axes): the
     marginal of each axis, in axis order."""
-    terms: list = [None] * layout.width  # each (rows, m), by axis
+    numeric = None  # (rows, m, p) log kernel values of the numeric axes
     if layout.numeric:
-        x = rows[:, list(layout.numeric)][:, None, :]
-        z = (x - mixture.mus[None]) / mixture.sigmas[None]
-        numeric = -0.5 * z * z - np.log(mixture.sigmas)[None] - _LOG_SQRT_2PI - mixture.log_norms[None]
-        for j, column in enumerate(layout.numeric):
-            terms[column] = numeric[:, :, j]
-    for column, table in zip(layout.categorical, mixture.probs):
-        terms[column] = np.log(table[:, rows[:, column].astype(int)]).T
+        z = (rows[:, list(layout.numeric)][:, None, :] - mixture.mus[None]) / mixture.sigmas[None]
+        offset = -np.log(mixture.sigmas) - _LOG_SQRT_2PI - mixture.log_norms
+        numeric = offset[None] - 0.5 * z * z
+    categorical = [np.log(table[:, rows[:, column].astype(int)]).T  # (rows, m)
+                   for column, table in zip(layout.categorical, mixture.probs)]
     if multivariate:
-        return _logsumexp(mixture.log_weights[None] + sum(terms))
-    return _logsumexp(mixture.log_weights[None, :, None] + np.stack(terms, axis=2))
-
-
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    """log sum exp over axis 1 (scipy's has a per-call overhead that dominated here)."""
-    top = x.max(axis=1, keepdims=True)
-    return np.log(np.exp(x - top).sum(axis=1)) + top[:, 0]
+        total = mixture.log_weights[None] + sum(categorical, numeric.sum(axis=2) if numeric is not None else 0.0)
+        top = total.max(axis=1, keepdims=True)
+        return np.log(np.exp(total - top).sum(axis=1)) + top[:, 0]
+    # Marginals: the prior component (sigma 1, uniform choices) keeps every sum well above
+    # underflow, so the mixture is summed directly, as a matrix product with the weights.
+    weights = np.exp(mixture.log_weights)
+    result = np.empty((len(rows), layout.width))
+    if numeric is not None:
+        result[:, list(layout.numeric)] = np.log(np.einsum("rmp,m->rp", np.exp(numeric), weights))
+    for column, term in zip(layout.categorical, categorical):
+        result[:, column] = np.log(np.exp(term) @ weights)
+    return result
