@@ -12,7 +12,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from katib.backends.local_wrapper import START_ERROR_EXIT
+from katib.backends.local_wrapper import START_ERROR_EXIT, WRAPPER_TAG
 from katib.clock import rfc3339
 
 DEADLINE_EXCEEDED = "DeadlineExceeded"
@@ -75,8 +75,10 @@ def describe_exit(code: int, *, output_tail: str = "") -> str:
 
 def _last_line(tail: str) -> str:
     """The command's last words, which usually say why it failed (a Python traceback ends
-    with the exception); capped, since they go into a condition message."""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    with the exception); capped, since they go into a condition message. The wrapper's own
+    complaints (it shares the log) are reported by their own note, not as the command's."""
+    lines = [line.strip() for line in tail.splitlines()
+             if line.strip() and not line.startswith(WRAPPER_TAG + ":")]
     return lines[-1][:MAX_LAST_LINE] if lines else ""
 
 
