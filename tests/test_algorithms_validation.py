@@ -61,16 +61,16 @@ def test_a_valid_experiment_has_no_problems(name):
     assert run(name, algorithm_settings=extra, parallel=9) == []
 
 
-def test_there_are_exactly_the_eight_upstream_names():
+def test_there_are_exactly_the_eight_upstream_names_and_issue_9s():
     assert sorted(ALGORITHMS) == ["bayesianoptimization", "cmaes", "darts", "enas", "grid", "hyperband",
-                                  "random", "tpe"]
+                                  "multivariate-tpe", "random", "sobol", "tpe"]
 
 
 def test_unknown_algorithm_name():
     assert run("chocolate-random") == [(
         "spec.algorithm.algorithmName",
         "unknown algorithm name chocolate-random: must be one of bayesianoptimization, cmaes, darts, enas, "
-        "grid, hyperband, random, tpe",
+        "grid, hyperband, multivariate-tpe, random, sobol, tpe",
     )]
 
 
