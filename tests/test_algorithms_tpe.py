@@ -166,7 +166,6 @@ def test_split_takes_the_best_fraction_and_puts_failed_nan_and_pending_trials_in
     assert sorted(good[:, 0] * 100) == pytest.approx([1, 2, 3, 4])  # ceil(0.2 · 20) best
     assert len(bad) == 16 + 3
     assert {0.0, 0.5, 0.25} <= set(np.round(bad[:, 0] * 100, 6))
-    assert history.pending.tolist() == [False] * 22 + [True]
 
 
 def test_the_good_group_is_capped_and_the_bad_group_keeps_the_most_recent(monkeypatch):

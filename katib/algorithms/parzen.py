@@ -78,16 +78,13 @@ def key_of_row(space: Space, row: np.ndarray) -> Key:
 
 @dataclass
 class History:
-    """Every trial that lies in the space: its row, its loss (NaN: no usable value) and
-    whether it is still pending (Created/Running/unknown, no value yet)."""
+    """Every trial that lies in the space: its row and its loss. NaN marks a trial without a
+    usable value — failed, killed, still running, or a NaN/inf observation; tpe puts all of
+    them in the bad group."""
 
     rows: np.ndarray  # (n, axes)
     losses: np.ndarray  # (n,)
-    pending: np.ndarray  # (n,) bool
     keys: list[Key]
-
-
-PENDING = ("Created", "Running", "")
 
 
 def read_history(space: Space, trials: list[TrialRecord], objective_type: str) -> History:
@@ -98,7 +95,6 @@ def read_history(space: Space, trials: list[TrialRecord], objective_type: str) -
     losses = [sign * float(t.value) if t.condition == "Succeeded" and t.value is not None and math.isfinite(t.value)
               else math.nan for t in kept]
     return History(rows=units[keep], losses=np.array(losses, dtype=float),
-                   pending=np.array([t.condition in PENDING and t.value is None for t in kept], dtype=bool),
                    keys=list(zip(*(column[keep].tolist() for column in coordinates))) if kept else [])
 
 
