@@ -316,3 +316,12 @@ def test_read_history_keys_are_the_keys_of_space_py(column):
     assert history.keys == [k for k in expected if k is not None]
     assert parzen.read_keys(space, trials) == space.used_keys(trials)
     assert np.allclose(history.rows, [parzen.row_of(space, k) for k in history.keys])
+
+
+def test_layout_orders_numbers_and_keeps_unordered_lists_categorical():
+    space = parse_space([param("x", "double", min="0", max="1"), param("s", "double", min="0", max="1", step="0.25"),
+                         param("n", "int", min="1", max="3"), param("b", "discrete", values=["64", "32", "16"]),
+                         param("m", "discrete", values=["3", "1", "2"]), param("o", "categorical", values=["1", "2"])])
+    layout = parzen.layout_of(space)
+    assert (layout.numeric, layout.cells) == ((0, 1, 2, 3), (0, 5, 3, 3))
+    assert (layout.categorical, layout.choices) == ((4, 5), (3, 2))
