@@ -87,3 +87,14 @@ def test_controllers_do_not_know_which_backend_they_run_on(path):
 @pytest.mark.parametrize("path", files_under("katib/backends", "katib/db"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_edges_do_not_import_the_controllers(path):
     assert hits(imports(path), ["katib.controllers", "katib.cli"]) == []
+
+
+def test_the_command_line_does_not_load_scipy_until_an_algorithm_needs_it():
+    """scipy.stats alone costs most of a second: `validate` and friends must not pay for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, katib.cli, katib.algorithms.registry, katib.runtime; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

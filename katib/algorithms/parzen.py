@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from .base import TrialRecord
 from .space import Axis, Key, Space, parse_number
@@ -203,6 +202,7 @@ def recency_weights(n: int) -> np.ndarray:
 
 
 def fit(rows: np.ndarray, *, layout: Layout, prior_weight: float) -> Mixture:
+    from scipy.special import ndtr  # here, not at import: scipy costs ~0.3 s to every command
     """The estimator of one group; `rows` in trial order (may be empty: prior only)."""
     n = len(rows)
     weights = np.append(recency_weights(n), prior_weight)
@@ -244,6 +244,7 @@ def sample(mixture: Mixture, *, layout: Layout, size: int, rng: np.random.Genera
            multivariate: bool) -> np.ndarray:
     """`size` rows drawn from the mixture (one component per row, or per cell when
     univariate), finite numeric columns snapped to their cell centres."""
+    from scipy.special import ndtr, ndtri
     m, width = len(mixture.log_weights), len(layout.numeric) + len(layout.categorical)
     weights = np.exp(mixture.log_weights)
     shape = (size, 1) if multivariate else (size, width)

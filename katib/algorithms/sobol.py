@@ -17,7 +17,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.stats import qmc
 
 from . import parzen
 from .base import SuggestReply, SuggestRequest
@@ -68,6 +67,8 @@ def _walk(space: Space, *, seed: int, position: int, count: int, used: set[Key])
     and the position after the last point looked at."""
     if count == 0:
         return [], position
+    from scipy.stats import qmc  # here, not at import: scipy.stats costs ~0.8 s to every command
+
     engine = qmc.Sobol(len(space), scramble=True, seed=seed)
     if position:
         engine.fast_forward(position)
