@@ -25,6 +25,7 @@ and bench/results/algorithms.md + .json. Progress goes to stderr."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -32,7 +33,6 @@ import subprocess
 import sys
 import threading
 import time
-import functools
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
