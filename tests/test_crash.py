@@ -18,35 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.experiments import shell_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_TRIALS = 8
 
-EXPERIMENT = {
-    "apiVersion": "kubeflow.org/v1alpha3", "kind": "Experiment",
-    "metadata": {"name": "crashy", "namespace": "default"},
-    "spec": {
-        "objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
-        "algorithm": {"algorithmName": "grid"},
-        "parallelTrialCount": 3, "maxTrialCount": MAX_TRIALS, "maxFailedTrialCount": 0,
-        "parameters": [{"name": "x", "parameterType": "int", "feasibleSpace": {"min": "10", "max": "40"}}],
-        "trialTemplate": {"goTemplate": {"rawTemplate": """apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{.Trial}}
-  namespace: {{.NameSpace}}
-spec:
-  template:
-    spec:
-      containers:
-      - name: main
-        image: none
-        command: ["sh", "-c"]
-        args: ["echo {{.Trial}} >> EXECUTIONS; sleep 0.3; echo accuracy=0.{{range .HyperParameters}}{{.Value}}{{end}}"]
-      restartPolicy: Never
-"""}},
-    },
-}
+EXPERIMENT = shell_experiment("crashy", script="echo {{.Trial}} >> EXECUTIONS; sleep 0.3;", parallel=3,
+                              max_trials=MAX_TRIALS, x_max=40)
 
 
 def wait_for_running_trials(tmp: Path, proc, timeout: float = 30.0) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from katib.db import DatabaseLocked, ObjectTable, acquire_control, connect
+from tests.experiments import shell_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 SINCE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
@@ -173,31 +174,7 @@ def test_control_plane_that_fails_to_start_lets_go(tmp_path):
 
 
 # -- end to end: real `katib.py` processes on one SQLite file ---------------------------------
-SLEEPY = {
-    "apiVersion": "kubeflow.org/v1alpha3", "kind": "Experiment",
-    "metadata": {"name": "sleepy", "namespace": "default"},
-    "spec": {
-        "objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
-        "algorithm": {"algorithmName": "grid"},
-        "parallelTrialCount": 2, "maxTrialCount": 6, "maxFailedTrialCount": 0,
-        "parameters": [{"name": "x", "parameterType": "int", "feasibleSpace": {"min": "10", "max": "30"}}],
-        "trialTemplate": {"goTemplate": {"rawTemplate": """apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{.Trial}}
-  namespace: {{.NameSpace}}
-spec:
-  template:
-    spec:
-      containers:
-      - name: main
-        image: none
-        command: ["sh", "-c"]
-        args: ["sleep 1; echo accuracy=0.{{range .HyperParameters}}{{.Value}}{{end}}"]
-      restartPolicy: Never
-"""}},
-    },
-}
+SLEEPY = shell_experiment("sleepy", script="sleep 1;", parallel=2, max_trials=6, x_max=30)
 
 
 def katib_cmd(*args: str) -> list[str]:

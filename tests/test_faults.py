@@ -16,36 +16,14 @@ import pytest
 import yaml
 
 from katib.errors import StorageError
+from tests.experiments import shell_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_TRIALS = 4
 FULL = "database or disk is full"
 
-EXPERIMENT = {
-    "apiVersion": "kubeflow.org/v1alpha3", "kind": "Experiment",
-    "metadata": {"name": "faulty", "namespace": "default"},
-    "spec": {
-        "objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
-        "algorithm": {"algorithmName": "grid"},
-        "parallelTrialCount": 2, "maxTrialCount": MAX_TRIALS, "maxFailedTrialCount": 0,
-        "parameters": [{"name": "x", "parameterType": "int", "feasibleSpace": {"min": "10", "max": "20"}}],
-        "trialTemplate": {"goTemplate": {"rawTemplate": """apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{.Trial}}
-  namespace: {{.NameSpace}}
-spec:
-  template:
-    spec:
-      containers:
-      - name: main
-        image: none
-        command: ["sh", "-c"]
-        args: ["echo {{.Trial}} >> runs.log; echo accuracy=0.{{range .HyperParameters}}{{.Value}}{{end}}"]
-      restartPolicy: Never
-"""}},
-    },
-}
+EXPERIMENT = shell_experiment("faulty", script="echo {{.Trial}} >> runs.log;", parallel=2,
+                              max_trials=MAX_TRIALS, x_max=20)
 
 # `katib.py` with the database "full" after N writes of the controllers' thread (the kubelet's
 # threads are H4's side of the same rule and are left alone here).
