@@ -226,6 +226,39 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_traceback(tmp_path, 
     assert "interrupted" in err and "Traceback" not in err
 
 
+def test_a_start_up_ctrl_c_swallowed_on_the_way_still_stops_the_run(tmp_path, monkeypatch):
+    """A KeyboardInterrupt raised inside a finalizer is printed and dropped by Python: the run
+    must stop all the same, not go on as if no Ctrl-C had come."""
+    class Plane:
+        read_only = False
+        stopped = None
+
+        def __init__(self):
+            self.failed, self.failure = threading.Event(), None
+            self.backend = self
+
+        def start(self):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)              # the handler runs here and raises...
+            except KeyboardInterrupt:
+                pass                       # ...and the exception is lost
+        def get(self, kind, ns, name):    # an experiment that is over: no wait would stop
+            return exp_state(running=0, succeeded=1, done=True)
+
+        def stop(self, *, kill_jobs):
+            Plane.stopped = kill_jobs
+
+    exp = {"metadata": {"namespace": "default", "name": "exp"}, "spec": {}}
+    monkeypatch.setattr(run_cli, "open_control_plane", lambda args, paths, read_only_ok: (Plane(), [exp]))
+    monkeypatch.setattr(run_cli, "apply_all", lambda *a, **k: True)
+    monkeypatch.setattr(run_cli, "print_results", lambda *a: 0)
+    previous = signal.getsignal(signal.SIGINT)
+    args = args_for(tmp_path, file="exp.yaml", quiet=True, output="table")
+    assert run_cli.run(args) == 130
+    assert Plane.stopped is True and signal.getsignal(signal.SIGINT) is previous
+
+
 # -- the progress loop ----------------------------------------------------------------------
 
 class StubPlane:

@@ -208,8 +208,9 @@ def run(args) -> int:
     if not getattr(args, "fake", False):
         print("error: run needs the local backend: use `katib.py --fake run FILE`", file=sys.stderr)
         return EXIT_ERROR
-    plane, previous = None, None
+    plane = None
     interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, startup_sigint(interrupted))
     try:
         # Start-up (opening the DB, applying, recovering) may block, e.g. on a database server
         # that does not answer: Ctrl-C interrupts it at once and is caught here.
@@ -222,8 +223,9 @@ def run(args) -> int:
         if not apply_all(plane, experiments, source=args.file, quiet=args.quiet, parallel=parallel_cap(args)):
             return EXIT_ERROR
         plane.start()
-        # From here Ctrl-C only sets a flag: the wait loop stops the plane in order.
-        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+        # From here Ctrl-C only sets the flag: the wait loop stops the plane in order (and
+        # stops at once if a start-up Ctrl-C was swallowed on the way).
+        signal.signal(signal.SIGINT, lambda *_: interrupted.set())
         keys = [(e["metadata"]["namespace"], e["metadata"]["name"]) for e in experiments]
         code = wait_for(plane, keys, interrupted=interrupted, quiet=args.quiet)
         if code is not None:
@@ -234,8 +236,17 @@ def run(args) -> int:
     finally:
         if plane is not None:
             plane.stop(kill_jobs=True)
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous)
+
+
+def startup_sigint(interrupted: threading.Event):
+    """SIGINT during start-up: interrupt whatever blocks (as Python's default handler does)
+    and remember it, so that one swallowed on the way (a KeyboardInterrupt raised inside a
+    finalizer is only printed) still stops the run once start-up is over."""
+    def handler(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+    return handler
 
 
 def stop_interrupted() -> int:

@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from katib.cli.run import EXIT_ERROR, apply_all, open_control_plane, parallel_cap
+    from katib.cli.run import EXIT_ERROR, apply_all, open_control_plane, parallel_cap, startup_sigint
 
     if not getattr(args, "fake", False):
         print("error: only the fake backend exists so far: use `katib.py --fake serve`", file=sys.stderr)
@@ -37,7 +37,9 @@ def run(args) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
-    plane, previous = None, {}
+    plane = None
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, startup_sigint(stop)),
+                signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
     try:
         # Start-up may block (a database server that does not answer): SIGINT interrupts it.
         plane, experiments = open_control_plane(args, args.apply)
@@ -47,7 +49,8 @@ def run(args) -> int:
                          parallel=parallel_cap(args)):
             return EXIT_ERROR
         plane.start()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:   # a start-up Ctrl-C swallowed on the way has set `stop` already
+            signal.signal(sig, lambda *_: stop.set())
         logging.getLogger("katib").info("control plane running on the fake backend (db %s); Ctrl-C stops",
                                         plane.db.url)
         while not stop.wait(0.2):
