@@ -19,7 +19,7 @@ KATIB_NAMESPACE = "kubeflow"
 NOT_PERSISTED = {"Event"}  # events are bounded and kept in memory only
 
 
-def configmap_lookup(get_backend: Callable[[], object]) -> Callable[[str, str], dict | None]:
+def get_configmap_from_backend(get_backend: Callable[[], object]) -> Callable[[str, str], dict | None]:
     """ConfigMap reader for template lookups: the backend's ConfigMaps."""
     def lookup(namespace: str, name: str) -> dict | None:
         backend = get_backend()
@@ -165,7 +165,7 @@ class FakeControlPlane:
         from katib.db import ObjectTable, ObservationStore
 
         self.backend = None
-        get_configmap = configmap_lookup(lambda: self.backend)
+        get_configmap = get_configmap_from_backend(lambda: self.backend)
         admission = experiment_admission(self.config, get_configmap)
         persistence = None if db_url == ":memory:" else SelectivePersistence(ObjectTable(self.db))
         self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence)
@@ -293,7 +293,7 @@ def open_read_only(*, db_url: str | None, work_dir: Path, experiments: list[dict
     db = connect(db_url)
     try:
         backend = StoredObjects(ObjectTable(db).load_all())
-        admission = experiment_admission(KatibConfig.load(None), configmap_lookup(lambda: backend))
+        admission = experiment_admission(KatibConfig.load(None), get_configmap_from_backend(lambda: backend))
         if all(_finished_as_applied(backend, admission, exp) for exp in experiments):
             return ReadOnlyPlane(db=db, backend=backend, work_dir=work_dir, locked=locked)
     except BaseException:

@@ -139,14 +139,14 @@ class World:
         from katib.controllers.context import Context
         from katib.controllers.manager import Manager
         from katib.db import connect
-        from katib.runtime import configmap_lookup, experiment_admission
+        from katib.runtime import get_configmap_from_backend, experiment_admission
 
         self.clock = FakeClock()
         self.metric = metric
         self.config = KatibConfig.load(None)
         self.db = connect(db_url)
         self.backend = None
-        get_configmap = configmap_lookup(lambda: self.backend)
+        get_configmap = get_configmap_from_backend(lambda: self.backend)
 
         self.backend = FakeBackend(clock=self.clock, admit=experiment_admission(self.config, get_configmap),
                                    persistence=persistence)
