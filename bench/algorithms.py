@@ -233,7 +233,7 @@ def timing_jobs(algorithms, *, problem: str, sizes, counts) -> tuple[list[dict],
                     skipped.append(f"{name} at {finished} finished, {count} per call: skipped (cost)")
                     continue
                 jobs.append({"kind": "timing", "algorithm": name, "problem": problem, "finished": finished,
-                             "count": count, "seed": 0, "repeats": 3 if finished <= 100 else 1,
+                             "count": count, "seed": 0, "repeats": 1 if name in SLOW and finished >= 1000 else 3,
                              "memory": not (name in SLOW and finished >= 1000)})
     return jobs, skipped
 
