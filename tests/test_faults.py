@@ -189,19 +189,8 @@ def test_corrupt_row_stops_start_up_with_one_line(tmp_path, exp_file, command, b
 
 
 # -- a real full disk --------------------------------------------------------------------------
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_real_full_disk_stops_run_and_rerun_continues(tmp_path, exp_file, small_tmpfs):
+def test_real_full_disk_stops_run_and_rerun_continues(tmp_path, exp_file, tmpfs):
+    small_tmpfs = tmpfs("1m")
     db = small_tmpfs / "k.db"
     work = ["--work-dir", str(tmp_path / "work")]  # only the database is on the small disk
     init = katib("--fake", "run", str(exp_file), "--db", str(db), "-q", "-o", "json", *work, cwd=tmp_path)

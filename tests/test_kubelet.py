@@ -369,20 +369,8 @@ def test_parallel_trials_sharing_a_file_collector_path_each_report_their_own_val
     assert len({e["involvedObject"]["name"] for e in events}) == len(events)   # said once per trial
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 256 KiB tmpfs (needs root; refused elsewhere)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_a_disk_that_fills_up_stops_the_run_with_one_line_and_a_rerun_continues(tmp_path, small_disk):
+def test_a_disk_that_fills_up_stops_the_run_with_one_line_and_a_rerun_continues(tmp_path, tmpfs):
+    small_disk = tmpfs("256k")
     from katib.runtime import FakeControlPlane
 
     once = tmp_path / "filled-once"   # the first trial fills the disk, in the first run only
