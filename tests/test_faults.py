@@ -26,7 +26,7 @@ EXPERIMENT = shell_experiment("faulty", script="echo {{.Trial}} >> runs.log;", p
                               max_trials=MAX_TRIALS, x_max=20)
 
 # `katib.py` with the database "full" after N writes of the controllers' thread (the kubelet's
-# threads are H4's side of the same rule and are left alone here).
+# threads follow the same rule: tests/test_kubelet.py).
 INJECTED = r"""
 import sys, threading
 import peewee as pw
