@@ -211,8 +211,9 @@ def test_real_full_disk_stops_run_and_rerun_continues(tmp_path, exp_file, tmpfs)
                  timeout=60)
     assert full.returncode == 2, full.stderr
     assert "Traceback" not in full.stderr
-    errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and str(db) in errors[0] and ("full" in errors[0] or "No space" in errors[0]), errors
+    errors = [line for line in full.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error:"), errors          # one line, nothing else
+    assert str(db) in errors[0] and ("full" in errors[0] or "No space" in errors[0]), errors
     filler.unlink()
     (tmp_path / "runs.log").unlink()
     again = katib("--fake", "run", str(tmp_path / "exp2.yaml"), "--db", str(db), "-q", "-o", "json", *work,
@@ -246,3 +247,17 @@ def test_sigkill_between_the_statements_of_one_transaction_writes_nothing(tmp_pa
         assert done.returncode == -9 and names == set()  # killed after the first statement: rolled back
     else:
         assert done.returncode == 0 and names == {"first", "second"}, done.stderr
+
+
+def test_a_disk_filling_up_during_the_run_is_one_line_on_stderr(tmp_path, tmpfs):
+    """Database and job directories on one small disk that the trials' output fills: the
+    threads that hit it say so through the plane, not in log lines of their own."""
+    disk = tmpfs("512k")
+    exp = shell_experiment("filling", script="head -c 60000 /dev/zero | tr '\\\\0' x; echo;", parallel=2,
+                           max_trials=40, x_max=60)
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
+    done = katib("--fake", "run", str(tmp_path / "exp.yaml"), "--db", str(disk / "k.db"), "-q",
+                 cwd=tmp_path, timeout=90)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(disk) in lines[0], lines

@@ -70,6 +70,9 @@ def add_parser(subparsers) -> None:
                    help='result format on stdout (default: table); json is always a list of '
                         '{"experiment": ..., "trials": [...]}, one per experiment')
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also log the controllers' and the local kubelet's messages on stderr (what "
+                        "they say about trials is in the result table either way)")
     p.set_defaults(handler=run)
 
 
@@ -210,6 +213,7 @@ def run(args) -> int:
         return EXIT_ERROR
     plane = None
     interrupted = threading.Event()
+    restore_logs = route_logs(verbose=getattr(args, "verbose", False))
     previous = signal.signal(signal.SIGINT, startup_sigint(interrupted))
     try:
         # Start-up (opening the DB, applying, recovering) may block, e.g. on a database server
@@ -237,6 +241,25 @@ def run(args) -> int:
         if plane is not None:
             plane.stop(kill_jobs=True)
         signal.signal(signal.SIGINT, previous)
+        restore_logs()
+
+
+def route_logs(*, verbose: bool):
+    """`run` speaks through its progress line, its table and one `error:` line; the log lines
+    of the threads behind it (Python prints warnings on stderr when nothing is configured)
+    would repeat those, so they are shown only with --verbose. Returns the undo."""
+    katib_logger = logging.getLogger("katib")
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return lambda: None
+    handler, propagate = logging.NullHandler(), katib_logger.propagate
+    katib_logger.addHandler(handler)
+    katib_logger.propagate = False
+
+    def undo() -> None:
+        katib_logger.removeHandler(handler)
+        katib_logger.propagate = propagate
+    return undo
 
 
 def startup_sigint(interrupted: threading.Event):
