@@ -227,10 +227,7 @@ class StoredObjects:
     for showing results without taking control of the database."""
 
     def __init__(self, objects: list[dict]):
-        # creation order, as the fake backend lists (ties: resource-version order of load_all)
-        ordered = sorted(enumerate(objects), key=lambda io: (
-            io[1]["metadata"].get("creationTimestamp") or "", io[0]))
-        self._objects = [obj for _, obj in ordered]
+        self._objects = objects   # ObjectTable.load_all's creation order, as the fake backend lists
 
     def get(self, kind: str, namespace: str, name: str, *, readonly: bool = False) -> dict:
         from katib.controllers.context import json_copy

@@ -420,3 +420,11 @@ def test_admission_warnings_are_printed_once_per_experiment(tmp_path, monkeypatc
     err = capsys.readouterr().err.splitlines()
     assert err == [f"warning: f.yaml: Experiment default/{n}: spec.objective.objectiveMetricName: accuracy "
                    "can never match the default filter" for n in ("one", "two")]
+
+
+@pytest.mark.parametrize("db, work", [("runs/k.db", "runs/k.db.d"), ("sqlite:///runs/k.db", "runs/k.db.d"),
+                                      ("sqlite:////abs/k.db?mode=rwc", "/abs/k.db.d"),
+                                      ("mysql://u:p@127.0.0.1/katib", "katib-work")])
+def test_the_work_directory_sits_beside_a_database_file(tmp_path, db, work):
+    args = args_for(tmp_path, run_db=db)
+    assert run_cli.db_location(args) == (db, Path(work))

@@ -80,23 +80,13 @@ def parallel_cap(args) -> int:
     return getattr(args, "parallel", None) or os.cpu_count() or 1
 
 
-def sqlite_file(db: str) -> Path | None:
-    """The file of a SQLite database argument (None for :memory: and server URLs)."""
-    if db == ":memory:":
-        return None
-    if "://" not in db:
-        return Path(db).expanduser()
-    scheme, rest = db.split("://", 1)
-    if scheme.lower() not in ("sqlite", "sqlite3"):
-        return None
-    rest = rest.split("?", 1)[0]
-    return Path(rest[1:] if rest.startswith("/") else rest).expanduser()
-
-
 def db_location(args) -> tuple[str, Path]:
     """The DB URL and the work directory (job directories and output logs)."""
+    from katib.db import sqlite_path
+
     db = getattr(args, "run_db", None) or getattr(args, "db", None) or DEFAULT_DB
-    file = sqlite_file(db)
+    path = sqlite_path(db)
+    file = Path(path).expanduser() if path else None
     if args.work_dir:
         work = Path(args.work_dir)
     elif file is None:

@@ -14,6 +14,7 @@ from katib.db.engine import (
     DatabaseURLError,
     connect,
     redact,
+    sqlite_path,
 )
 from katib.db.control import ControlLease, DatabaseLocked, acquire_control
 from katib.db.objects import CorruptObject, ObjectTable
@@ -36,5 +37,5 @@ __all__ = [
     "DatabaseLocked", "DatabaseURLError", "DatabaseUnavailable", "acquire_control",
     "InvalidTimestamp", "MetricLog", "ObjectTable", "ObservationStore", "connect", "delete_observation_log",
     "format_time", "get_observation_log", "objective_value", "parse_time", "parse_value",
-    "redact", "replace_observation_log", "report_observation_log",
+    "redact", "replace_observation_log", "sqlite_path", "report_observation_log",
 ]

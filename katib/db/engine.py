@@ -275,11 +275,23 @@ def open_database(url: str | None) -> Database:
         raise DatabaseURLError(f"unsupported database URL scheme {scheme!r} in {redact(url)} "
                                "(use sqlite:///path, mysql://... or postgresql://...)")
     if kind == "sqlite":
-        path = url.split("://", 1)[1]
-        if path.startswith("/"):
-            path = path[1:]  # sqlite:///rel.db → rel.db, sqlite:////abs.db → /abs.db
-        return _sqlite(path.split("?", 1)[0], url)
+        return _sqlite(sqlite_path(url) or "", url)
     return _server(url, kind)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file an SQLite database argument names (a path, or sqlite:///rel.db, sqlite:////abs.db),
+    as written; None for an in-memory database and for every other URL."""
+    if url == ":memory:":
+        return None
+    if "://" not in url:
+        return url or None
+    scheme, path = url.split("://", 1)
+    if _SCHEMES.get(scheme.lower()) != "sqlite":
+        return None
+    path = path.split("?", 1)[0]
+    path = path[1:] if path.startswith("/") else path
+    return path if path not in ("", ":memory:") else None
 
 
 def connect(url: str | None = None) -> Database:
