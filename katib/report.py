@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from katib.api import constants as c
+from katib.controllers.index import objective_of
 
 SHOWN_FAILURES = 5       # failed trials listed with their message and log; the rest are counted
 REASON_WIDTH = 60        # the REASON column is cut there (the list under the table has it all)
@@ -60,14 +61,6 @@ def trial_reason(trial: dict) -> str:
 def short_reason(trial: dict) -> str:
     """trial_reason without the output path (the same for every trial that failed alike)."""
     return OUTPUT_SUFFIX.sub("", trial_reason(trial))
-
-
-def observed_value(trial: dict, metric: str) -> float | None:
-    """The value of `metric` in the trial's status.observation (None when absent)."""
-    for m in ((trial.get("status") or {}).get("observation") or {}).get("metrics") or ():
-        if m.get("name") == metric:
-            return float(m.get("value", 0.0))  # a zero value is omitted in JSON
-    return None
 
 
 def fmt_value(value: float | None) -> str:
@@ -160,7 +153,7 @@ def table_lines(spec: dict, trials: list[dict], metric: str) -> list[str]:
         reason = short_reason(t)
         if len(reason) > REASON_WIDTH:
             reason = reason[:REASON_WIDTH - 1] + "…"
-        rows.append([t["metadata"]["name"], trial_state(t), fmt_value(observed_value(t, metric))]
+        rows.append([t["metadata"]["name"], trial_state(t), fmt_value(objective_of(t, metric))]
                     + [assigned.get(p, "") for p in params] + [reason])
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     return ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header] + rows]

@@ -60,8 +60,8 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def complete_job(backend, observations, job: dict, status: dict, *, output: Path | None) -> None:
-    """Store the trial's metrics (`observations`: an observation store or a Database), then
-    write the Job's final status."""
+    """Store the trial's metrics in `observations` (katib.db.ObservationStore), then write the
+    Job's final status."""
     trial = owning_trial(backend, job)
     if trial is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
                                  for c in status.get("conditions") or ()):
