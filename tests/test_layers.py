@@ -98,3 +98,21 @@ def test_the_command_line_does_not_load_scipy_until_an_algorithm_needs_it():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# Each third-party edge library lives in one place (STYLE.md §1).
+HOMES = {
+    "kubernetes": ("katib/backends/kube.py", "katib/backends/kube_"),
+    "aiohttp": ("katib/apiserver/", "katib/webhook/"),
+    "peewee": ("katib/db/",),
+    "playhouse": ("katib/db/",),
+}
+
+
+@pytest.mark.parametrize("path", files_under("katib", "katib.py", "collector"),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_edge_libraries_are_imported_only_in_their_home(path):
+    rel = str(path.relative_to(ROOT))
+    misplaced = [lib for lib, homes in HOMES.items()
+                 if hits(imports(path), [lib]) and not rel.startswith(homes)]
+    assert misplaced == []
