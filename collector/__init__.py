@@ -2,7 +2,7 @@
 
 A standalone package (it imports nothing from `katib`) so that it can also run as the
 metrics-collector sidecar program: `python -m collector -m accuracy -path metrics.log`."""
-from collector.goregex import RegexError, compile_go, go_quote, translate
+from collector.goregex import RegexError, compile_go, go_quote
 from collector.parse import (
     DEFAULT_FILTER,
     ZERO_TIME,
@@ -20,5 +20,5 @@ from collector.parse import (
 __all__ = [
     "DEFAULT_FILTER", "ZERO_TIME", "FilterError", "MetricLog", "RegexError", "compile_filter",
     "compile_go", "go_quote", "is_rfc3339", "line_timestamp", "parse_lines", "parse_text",
-    "split_list", "translate", "validate_filter",
+    "split_list", "validate_filter",
 ]

@@ -10,6 +10,7 @@ Deliberate differences from upstream (also in docs/divergences.md):
 - a filter with fewer than two capturing groups is refused (upstream admits `(?:a)(?:b)` or
   `\\(a\\)\\(b\\)` and then silently finds nothing), and an invalid filter raises FilterError
   instead of crashing the collector (upstream compiles without checking and dereferences nil);
+- filters run on RE2 (linear time, Go's syntax); Go's messages are kept;
 - timestamps must be strict RFC 3339 (Go 1.13 also took a one-digit hour such as `T1:02:03Z`);
 - `now=` (off by default) can stamp timestamp-less lines with the reading time.
 Kept on purpose: the default filter cuts `1e-05` to `1` (a user filter can take exponents)."""
@@ -82,7 +83,7 @@ def validate_filter(fmt: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=256)
-def compile_filter(fmt: str) -> re.Pattern[str]:
+def compile_filter(fmt: str):
     """A filter ready for matching; FilterError (admission message) when it is not usable."""
     problem = validate_filter(fmt)
     if problem is not None:
@@ -90,24 +91,16 @@ def compile_filter(fmt: str) -> re.Pattern[str]:
     return compile_go(fmt)
 
 
-def find_all(pattern: re.Pattern[str], line: str) -> Iterable[re.Match[str]]:
+def find_all(pattern, line: str) -> Iterable:
     """Go's FindAllStringSubmatch: successive non-overlapping matches, where an empty match
-    right after the previous match is dropped and an empty match moves the search on by one."""
-    pos, prev_end = 0, -1
-    while pos <= len(line):
-        m = pattern.search(line, pos)
-        if m is None:
-            return
+    right after the previous match is dropped (RE2's finditer moves on as Go does, by one
+    character after an empty match, but keeps those)."""
+    prev_end = -1
+    for m in pattern.finditer(line):
         start, end = m.span()
-        if end == start:
-            pos = end + 1
-            if start == prev_end:
-                prev_end = end
-                continue
-        else:
-            pos = end
+        if not (start == end == prev_end):
+            yield m
         prev_end = end
-        yield m
 
 
 def line_timestamp(line: str) -> str | None:
