@@ -70,6 +70,12 @@ class Forbidden(KatibError):
     pass
 
 
+class Expired(KatibError):
+    """A watch asked for changes since a resourceVersion the backend no longer remembers
+    (Kubernetes: 410 Gone, "too old resource version"): list again and watch from the list's
+    version."""
+
+
 class TemporaryError(KatibError):
     def __init__(self, message: str, *, delay: float = 1.0):
         super().__init__(message)

@@ -8,13 +8,19 @@ and by providing these fixtures:
                    (a no-op for FakeBackend, which does both before a write returns)
   backend_factory  `factory(admit=...)` -> a fresh Backend that runs that admission function;
                    skip where admission cannot be swapped.
+  compact          a callable: the backend forgets its watch history (as an etcd compaction),
+                   so a watch from any earlier version gets Expired
+  drop_watches     a callable: the server ends every open watch stream (a dropped connection)
 Nothing here depends on a fake clock or on how a backend stores objects."""
 from __future__ import annotations
 
 import pytest
 
-from katib.backends.base import ADDED, DELETED, MODIFIED
-from katib.errors import AlreadyExists, Conflict, FieldError, Invalid, NotFound
+import threading
+import time
+
+from katib.backends.base import ADDED, BOOKMARK, DELETED, MODIFIED
+from katib.errors import AlreadyExists, Conflict, Expired, FieldError, Invalid, NotFound, TemporaryError
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -360,6 +366,138 @@ def test_subscriber_gets_no_earlier_changes(backend, namespace, settle):
     backend.create(make("Trial", namespace, "after"))
     settle()
     assert rec.seen == [(ADDED, "Trial", "after")]
+
+
+# ---- list + watch (what informers are built on) ------------------------------------------------
+WATCH_WAIT = 10.0  # seconds a contract test waits for events that must come
+
+
+def take(stream, n: int, *, wait: float = WATCH_WAIT) -> list:
+    """The first `n` change events of `stream` (bookmarks skipped), failing after `wait` s."""
+    out: list = []
+    deadline = time.monotonic() + wait
+    for event in stream:
+        if event.type != BOOKMARK:
+            out.append(event)
+        if len(out) == n or time.monotonic() > deadline:
+            break
+    assert len(out) == n, f"{len(out)} of {n} events in {wait}s: {[(e.type, e.object['metadata']) for e in out]}"
+    return out
+
+
+def seen(events) -> list[tuple[str, str]]:
+    return [(e.type, e.object["metadata"]["name"]) for e in events]
+
+
+def test_served_kinds_include_what_the_controllers_need(backend):
+    assert {"Experiment", "Suggestion", "Trial", "Job", "ConfigMap", "Event"} <= set(backend.served_kinds())
+
+
+def test_list_with_version_then_watch_delivers_exactly_the_later_changes(backend, namespace):
+    backend.create(make("Trial", namespace, "before"))
+    items, version = backend.list_with_version("Trial", namespace)
+    assert [o["metadata"]["name"] for o in items] == ["before"] and isinstance(version, str)
+    t = backend.create(make("Trial", namespace, "after"))
+    backend.create(make("ConfigMap", namespace, "other-kind"))
+    backend.update_status({**t, "status": {"s": 1}})
+    backend.delete("Trial", namespace, "before")
+    events = take(backend.watch("Trial", version, namespace=namespace, timeout=WATCH_WAIT), 3)
+    assert seen(events) == [(ADDED, "after"), (MODIFIED, "after"), (DELETED, "before")]
+    versions = [rv(e.object) for e in events]
+    assert versions == sorted(versions) and rv(events[0].object) > int(version)
+    assert events[1].object["status"] == {"s": 1}
+
+
+def test_watch_resumes_from_the_last_version_seen_without_loss_or_repeat(backend, namespace):
+    _, version = backend.list_with_version("Trial", namespace)
+    for name in ("a", "b", "c"):
+        backend.create(make("Trial", namespace, name))
+    stream = backend.watch("Trial", version, namespace=namespace, timeout=WATCH_WAIT)
+    first = take(stream, 2)
+    stream.close()  # the client goes away in the middle
+    backend.create(make("Trial", namespace, "d"))
+    rest = take(backend.watch("Trial", first[-1].object["metadata"]["resourceVersion"], namespace=namespace,
+                              timeout=WATCH_WAIT), 2)
+    assert seen(first + rest) == [(ADDED, "a"), (ADDED, "b"), (ADDED, "c"), (ADDED, "d")]
+
+
+def test_watch_resumes_after_the_server_drops_the_stream(backend, namespace, drop_watches):
+    _, version = backend.list_with_version("Trial", namespace)
+    got: list = []
+    ended = threading.Event()
+
+    def consume():
+        for event in backend.watch("Trial", version, namespace=namespace, timeout=WATCH_WAIT):
+            if event.type != BOOKMARK:
+                got.append(event)
+        ended.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    backend.create(make("Trial", namespace, "a"))
+    deadline = time.monotonic() + WATCH_WAIT
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    drop_watches()
+    assert ended.wait(WATCH_WAIT), "the stream did not end when the server dropped it"
+    backend.create(make("Trial", namespace, "b"))
+    rest = take(backend.watch("Trial", got[-1].object["metadata"]["resourceVersion"], namespace=namespace,
+                              timeout=WATCH_WAIT), 1)
+    assert seen(got + rest) == [(ADDED, "a"), (ADDED, "b")]
+
+
+def test_watch_from_a_compacted_version_is_expired_and_a_relist_recovers(backend, namespace, compact):
+    _, version = backend.list_with_version("Trial", namespace)
+    backend.create(make("Trial", namespace, "a"))
+    compact()
+    with pytest.raises(Expired):
+        take(backend.watch("Trial", version, namespace=namespace, timeout=WATCH_WAIT), 1)
+    items, fresh = backend.list_with_version("Trial", namespace)
+    assert [o["metadata"]["name"] for o in items] == ["a"]
+    backend.create(make("Trial", namespace, "b"))
+    assert seen(take(backend.watch("Trial", fresh, namespace=namespace, timeout=WATCH_WAIT), 1)) == [(ADDED, "b")]
+
+
+def test_watch_filters_by_namespace(backend, namespace, other_namespace):
+    _, version = backend.list_with_version("ConfigMap")
+    backend.create(make("ConfigMap", other_namespace, "elsewhere"))
+    backend.create(make("ConfigMap", namespace, "here"))
+    assert seen(take(backend.watch("ConfigMap", version, namespace=namespace, timeout=WATCH_WAIT), 1)) == \
+        [(ADDED, "here")]
+    everywhere = take(backend.watch("ConfigMap", version, timeout=WATCH_WAIT), 2)
+    assert {e.object["metadata"]["name"] for e in everywhere} == {"elsewhere", "here"}
+
+
+def test_watch_with_zero_timeout_returns_what_happened_and_ends(backend, namespace):
+    _, version = backend.list_with_version("Trial", namespace)
+    backend.create(make("Trial", namespace, "a"))
+    t0 = time.monotonic()
+    events = [e for e in backend.watch("Trial", version, namespace=namespace, timeout=0) if e.type != BOOKMARK]
+    assert seen(events) == [(ADDED, "a")] and time.monotonic() - t0 < 5
+
+
+def test_stop_ends_a_waiting_watch(backend, namespace):
+    _, version = backend.list_with_version("Trial", namespace)
+    stop = threading.Event()
+    done = threading.Event()
+
+    def consume():
+        for _ in backend.watch("Trial", version, namespace=namespace, stop=stop):
+            pass
+        done.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    time.sleep(0.05)
+    stop.set()
+    assert done.wait(5), "a stopped watch kept waiting"
+
+
+def test_watch_from_a_bad_or_future_version_is_refused(backend, namespace):
+    _, version = backend.list_with_version("Trial", namespace)
+    with pytest.raises(Invalid):
+        take(backend.watch("Trial", "not-a-version", namespace=namespace, timeout=1), 1)
+    with pytest.raises(TemporaryError):
+        take(backend.watch("Trial", str(int(version) + 1_000_000), namespace=namespace, timeout=1), 1)
 
 
 # ---- finalizers -----------------------------------------------------------------------------

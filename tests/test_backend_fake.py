@@ -16,7 +16,7 @@ from katib.backends import fake, fake_store
 from katib.backends.base import ADDED, DELETED, RESOURCES, object_key
 from katib.backends.fake import FakeBackend
 from katib.clock import FakeClock, rfc3339
-from katib.errors import Conflict, Invalid, NotFound, TemporaryError
+from katib.errors import Conflict, Expired, Invalid, NotFound, TemporaryError
 
 NS = "ns-a"
 
@@ -115,6 +115,16 @@ def other_namespace():
 @pytest.fixture
 def settle():
     return lambda: None  # the fake delivers events and collects garbage before a write returns
+
+
+@pytest.fixture
+def compact(backend):
+    return backend.expire_watches
+
+
+@pytest.fixture
+def drop_watches(backend):
+    return backend.drop_watches
 
 
 @pytest.fixture
@@ -445,3 +455,53 @@ def test_resource_versions_never_go_back_after_deleting_the_newest():
     again = FakeBackend(persistence=saved.reopen())
     created = again.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}})
     assert int(created["metadata"]["resourceVersion"]) > int(newest["metadata"]["resourceVersion"]) + 1
+
+
+# ---- watch history ------------------------------------------------------------------------------
+def test_a_watcher_further_behind_than_the_history_gets_expired(clock):
+    from tests.backend_contract import take
+
+    small = FakeBackend(clock=clock, watch_history=3)
+    _, version = small.list_with_version("Trial", NS)
+    for i in range(3):
+        small.create(make("Trial", NS, f"t{i}"))
+    assert len(take(small.watch("Trial", version, timeout=0), 3)) == 3  # exactly the history: servable
+    small.create(make("Trial", NS, "t3"))
+    with pytest.raises(Expired):
+        next(iter(small.watch("Trial", version, timeout=0)))
+    small.create(make("ConfigMap", NS, "c"))  # other kinds have their own history
+    assert [e.object["metadata"]["name"] for e in small.watch("ConfigMap", version, timeout=0)] == ["c"]
+
+
+def test_an_open_stream_that_falls_behind_the_history_gets_expired(clock):
+    small = FakeBackend(clock=clock, watch_history=2)
+    _, version = small.list_with_version("Trial", NS)
+    small.create(make("Trial", NS, "a"))
+    stream = small.watch("Trial", version, timeout=0)
+    assert next(stream).object["metadata"]["name"] == "a"
+    for name in ("b", "c", "d"):
+        small.create(make("Trial", NS, name))
+    with pytest.raises(Expired):
+        list(stream)
+
+
+def test_a_kind_not_served_cannot_be_listed_or_watched(clock):
+    cluster = FakeBackend(clock=clock, served=["Experiment", "Trial", "Job"])
+    assert cluster.served_kinds() == {"Experiment", "Trial", "Job"}
+    with pytest.raises(NotFound, match='resource type "tfjobs"'):
+        cluster.list_with_version("TFJob")
+    with pytest.raises(NotFound):
+        cluster.watch("TFJob", "")
+
+
+def test_watch_history_survives_a_restart_only_from_the_restart_on(clock):
+    storage = MemoryPersistence()
+    live = FakeBackend(clock=clock, persistence=storage)
+    _, old = live.list_with_version("Trial", NS)
+    live.create(make("Trial", NS, "a"))
+    again = FakeBackend(clock=clock, persistence=storage.reopen())
+    with pytest.raises(Expired):
+        next(iter(again.watch("Trial", old, timeout=0)))
+    _, version = again.list_with_version("Trial", NS)
+    again.create(make("Trial", NS, "b"))
+    assert [e.object["metadata"]["name"] for e in again.watch("Trial", version, timeout=0)] == ["b"]

@@ -10,7 +10,9 @@ Objects live in memory (`fake_store`), optionally written through to the DB (`pe
   * lists are in creation order, not key order; no field selectors, no set-based label selectors;
   * admission sees the object after generateName but before uid/creationTimestamp; server-side
     changes (deletionTimestamp, GC's ownerReference and finalizer edits) skip admission;
-  * Events are bounded per object and overall instead of by a one-hour TTL."""
+  * Events are bounded per object and overall instead of by a one-hour TTL;
+  * the watch history is a fixed number of events per kind (`watch_history`), not a time
+    window; every kind of RESOURCES is served (no discovery of installed CRDs)."""
 from __future__ import annotations
 
 import contextlib
@@ -23,14 +25,15 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from katib.backends import fake_events, fake_gc
-from katib.backends.base import Handler, Resource, WatchEvent, matches_labels, object_key
+from katib.backends.base import RESOURCES, Handler, Resource, WatchEvent, matches_labels, object_key
 from katib.backends.fake_faults import Faults, Injection
 from katib.backends.fake_meta import (
     added_finalizers_error, address, already_exists, check_preconditions, drop_empty_meta, merge_update,
     metadata_errors, namespace_of, not_found, resolve, resource_of, resource_text, spec_of, create_errors)
 from katib.backends.fake_store import Persistence, Store, Txn, clone
+from katib.backends.fake_watch import History
 from katib.clock import Clock
-from katib.errors import FieldError, Invalid, NotFound
+from katib.errors import FieldError, Invalid, NotFound, TemporaryError
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +56,16 @@ class FakeBackend:
     def __init__(self, *, clock: Clock | None = None, admit: Admit | None = None,
                  admit_kinds: Iterable[str] | None = None, persistence: Persistence | None = None,
                  max_events_per_object: int = 100, max_events: int = 10_000,
-                 event_source: str = "katib-controller"):
+                 event_source: str = "katib-controller", watch_history: int = 1000,
+                 served: Iterable[str] | None = None):
+        """`watch_history`: changes kept per kind for watches to resume from (older versions
+        get Expired). `served`: the kinds to serve (default all of RESOURCES), to play a
+        cluster on which some CRDs are not installed."""
         if max_events_per_object < 1 or max_events < 1:
             raise ValueError("event limits must be at least 1")
+        if watch_history < 1:
+            raise ValueError("watch_history must be at least 1")
+        self._served = frozenset(RESOURCES) if served is None else frozenset(resource_of(k).kind for k in served)
         self._admit_fn = admit
         self._admit_kinds = None if admit_kinds is None else frozenset(admit_kinds)
         self._event_limits = (max_events_per_object, max_events)
@@ -71,6 +81,8 @@ class FakeBackend:
         if persistence is not None:
             with self._lock:
                 self._store.load()
+        self._histories = {kind: History(kind, limit=watch_history, horizon=self._store.rv) for kind in RESOURCES}
+        if persistence is not None:
             self.collect_garbage()  # finish cascades a crash interrupted
 
     # ---- reads ------------------------------------------------------------------------------
@@ -213,7 +225,57 @@ class FakeBackend:
             logger.warning("[%s/%s] event %s not recorded", meta.get("namespace"), meta.get("name"), reason,
                            exc_info=True)
 
-    # ---- watch ------------------------------------------------------------------------------
+    # ---- list + watch -----------------------------------------------------------------------
+    def served_kinds(self) -> frozenset[str]:
+        return self._served
+
+    def list_with_version(self, kind: str, namespace: str | None = None, *,
+                          labels: dict[str, str] | str | None = None) -> tuple[list[dict], str]:
+        res = self._served_resource(kind)
+        ns = (namespace or None) if res.namespaced else ""
+        self._faults.check("list", res.kind, ns)
+        with self._lock:
+            objs, rv = self._store.objects(res.kind, ns), self._store.rv
+        return [clone(o) for o in objs if matches_labels(o, labels)], str(rv)
+
+    def watch(self, kind: str, resource_version: str, *, namespace: str | None = None,
+              stop: threading.Event | None = None, timeout: float | None = None) -> Iterator[WatchEvent]:
+        """See Backend.watch. Events carry the stored objects themselves (read-only)."""
+        res = self._served_resource(kind)
+        ns = (namespace or None) if res.namespaced else None
+        text = str(resource_version or "")
+        if text and not text.isdigit():
+            raise Invalid([FieldError("resourceVersion", "must be a resourceVersion this server handed out",
+                                      text)], kind=res.kind)
+        with self._lock:
+            current = self._store.rv
+        since = int(text) if text else current
+        if since > current:
+            raise TemporaryError(f"too large resource version: {since}, current: {current}", delay=1.0)
+        return self._histories[res.kind].stream(since, ns, stop, timeout)
+
+    def drop_watches(self, kind: str | None = None) -> None:
+        """Tests: end every open watch stream (of `kind`), as a dropped connection would."""
+        for history in self._histories_of(kind):
+            history.drop_streams()
+
+    def expire_watches(self, kind: str | None = None) -> None:
+        """Tests: forget the watch history (of `kind`), as a compaction would: open streams and
+        any watch from an earlier version get Expired."""
+        with self._lock:
+            rv = self._store.rv
+        for history in self._histories_of(kind):
+            history.compact(rv)
+
+    def _histories_of(self, kind: str | None) -> list[History]:
+        return list(self._histories.values()) if kind is None else [self._histories[resource_of(kind).kind]]
+
+    def _served_resource(self, kind: str) -> Resource:
+        res = resource_of(kind)
+        if res.kind not in self._served:
+            raise NotFound(f"the server doesn't have a resource type \"{res.plural}\"")
+        return res
+
     def subscribe(self, handler: Handler, kinds: Iterable[str] | None = None, *,
                   readonly: bool = False) -> Callable[[], None]:
         """Deliver every later change of `kinds` (all if None) to `handler`, in commit order, on
@@ -267,6 +329,10 @@ class FakeBackend:
             finally:
                 self._tls.depth -= 1
             self._outbox.extend(txn.events)
+            histories = self._histories
+            for event in txn.events:
+                obj = event.object
+                histories[obj["kind"]].append(int(obj["metadata"]["resourceVersion"]), event)
         self._deliver()
 
     def _deliver(self) -> None:
