@@ -11,6 +11,7 @@ and by providing these fixtures:
   compact          a callable: the backend forgets its watch history (as an etcd compaction),
                    so a watch from any earlier version gets Expired
   drop_watches     a callable: the server ends every open watch stream (a dropped connection)
+                   (these two default to FakeBackend's expire_watches / drop_watches)
 Nothing here depends on a fake clock or on how a backend stores objects."""
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ import time
 
 from katib.backends.base import ADDED, BOOKMARK, DELETED, MODIFIED
 from katib.errors import AlreadyExists, Conflict, Expired, FieldError, Invalid, NotFound, TemporaryError
+
+
+# ---- default fixtures (a module overrides them for a backend that is not a FakeBackend) -------
+@pytest.fixture
+def compact(backend):
+    return backend.expire_watches
+
+
+@pytest.fixture
+def drop_watches(backend):
+    return backend.drop_watches
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -702,5 +714,5 @@ def test_admission_refusal_propagates_and_changes_nothing(backend_factory, names
     assert backend.get("Experiment", namespace, "e") == exp | {"spec": {"maxTrialCount": 2, "parallelTrialCount": 3}}
 
 
-# `from tests.backend_contract import *` brings in the tests (and nothing else).
-__all__ = [name for name in dir() if name.startswith("test_")]
+# `from tests.backend_contract import *` brings in the tests and the default fixtures.
+__all__ = [name for name in dir() if name.startswith("test_")] + ["compact", "drop_watches"]

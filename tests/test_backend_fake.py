@@ -118,16 +118,6 @@ def settle():
 
 
 @pytest.fixture
-def compact(backend):
-    return backend.expire_watches
-
-
-@pytest.fixture
-def drop_watches(backend):
-    return backend.drop_watches
-
-
-@pytest.fixture
 def mem(clock):
     return FakeBackend(clock=clock)
 
