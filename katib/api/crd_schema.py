@@ -225,7 +225,7 @@ def validate(schema: dict[str, Any], value: Any, *, path: str = "") -> list[Fiel
             if key in props:
                 errors += validate(props[key], v, path=where)
             else:
-                errors.append(FieldError(where, "field not declared in schema", kind="Unknown field"))
+                errors.append(FieldError(where, "field not declared in schema", kind=""))
     return errors
 
 

@@ -132,8 +132,10 @@ _FIELD_VALIDATION = _query("fieldValidation", "How the server handles unknown or
                            "request: Ignore, Warn or Strict.")
 _FORCE = _query("force", "Force is going to \"force\" Apply requests.", "boolean")
 _WRITE = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
-_PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
-                "application/strategic-merge-patch+json")
+# No strategic-merge-patch+json: that would send kubectl's apply to these schemas for patch metadata
+# (list merge keys), which they do not carry; kubectl then uses its compiled-in types (built-in
+# kinds) or a JSON merge patch (Katib's, as for any custom resource).
+_PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json")
 
 
 def _operation(resource: Resource, action: str, name: str, *, body: str | None = None,
