@@ -4,7 +4,8 @@ On a cluster the pod webhook injects a collector sidecar that parses the trial's
 File and reports to the DB manager before the pod ends. Here the kubelet calls
 `collect_metrics` when a Job completes, before it marks the Job finished, with the same parser
 (`collector.parse`) and the trial's own collector spec: kind (StdOut reads the job's output,
-File the collector's `fileSystemPath`) and filters (`metricsFormat`). Records go to an
+File the collector's `fileSystemPath`, TensorFlowEvent the event files under its directory)
+and filters (`metricsFormat`). Records go to an
 observation store (`katib.db.ObservationStore`: `replace(trial_name, logs)`); the collector
 issue puts that seam behind HTTP."""
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 from collector.parse import MetricLog, parse_lines
+from collector.tfevent import parse_directory
 from katib.api.constants import CollectorKind
 
 logger = logging.getLogger(__name__)
@@ -27,10 +29,11 @@ def collector_spec(trial: dict) -> tuple[str, dict]:
 
 
 def file_collector_path(trial: dict) -> str | None:
-    """The normalised path a File collector reads, None for every other kind. Admission makes
-    it absolute; two spellings of one file (`/a//b`, `/a/./b`, a symlinked directory) are one."""
+    """The normalised path a File collector reads (a TensorFlowEvent collector: its directory),
+    None for every other kind. Admission makes it absolute; two spellings of one file (`/a//b`,
+    `/a/./b`, a symlinked directory) are one. Each job gets it fresh (see prepare_metrics_file)."""
     kind, source = collector_spec(trial)
-    if kind != CollectorKind.FILE:
+    if kind not in (CollectorKind.FILE, CollectorKind.TENSORFLOW_EVENT):
         return None
     path = (source.get("fileSystemPath") or {}).get("path") or ""
     return os.path.realpath(path) if path else None
@@ -48,6 +51,8 @@ def parse_trial_metrics(trial: dict, *, output: Path | None) -> list[MetricLog] 
         path = output
     elif kind == CollectorKind.FILE:
         path = Path((source.get("fileSystemPath") or {}).get("path", ""))
+    elif kind == CollectorKind.TENSORFLOW_EVENT:
+        return parse_directory((source.get("fileSystemPath") or {}).get("path", ""), names)
     else:
         if kind != CollectorKind.NONE:
             logger.warning("metrics collector kind %s cannot run locally; no metrics for %s",
