@@ -114,6 +114,14 @@ def merge_update(stored: dict, incoming: dict, *, has_status: bool) -> dict:
     for field in WRITABLE_META:
         if sent.get(field):
             meta[field] = sent[field]
+    if isinstance(sent.get("managedFields"), list) and sent["managedFields"]:
+        # Server-side apply's record: replaced when sent, kept when omitted (as the API server does);
+        # `[{}]` clears it.
+        kept = [e for e in sent["managedFields"] if isinstance(e, dict) and e]
+        if kept:
+            meta["managedFields"] = kept
+        else:
+            meta.pop("managedFields", None)
     skip = _NOT_SPEC_WITH_STATUS if has_status else _NOT_SPEC
     new = {"apiVersion": stored["apiVersion"], "kind": stored["kind"], "metadata": meta}
     new.update((k, v) for k, v in incoming.items() if k not in skip)

@@ -1,4 +1,8 @@
-"""The kinds the backends serve: apiVersion, plural and scope of each, addressed by `kind`."""
+"""The kinds the backends serve: apiVersion, plural and scope of each, addressed by `kind`.
+
+The API server's discovery documents come from here too: singular name, short names,
+categories (Katib's CRDs: `all`, `kubeflow`, `katib`; no short names upstream) and whether
+the kind has a status subresource."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,6 +15,8 @@ class Resource:
     plural: str
     namespaced: bool = True
     has_status: bool = True
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:
@@ -20,27 +26,33 @@ class Resource:
     def version(self) -> str:
         return self.api_version.rpartition("/")[2]
 
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+_KATIB = ("all", "kubeflow", "katib")
 
 RESOURCES: dict[str, Resource] = {
     r.kind: r
     for r in (
-        Resource("Experiment", "kubeflow.org/v1alpha3", "experiments"),
-        Resource("Trial", "kubeflow.org/v1alpha3", "trials"),
-        Resource("Suggestion", "kubeflow.org/v1alpha3", "suggestions"),
-        Resource("Job", "batch/v1", "jobs"),
-        Resource("TFJob", "kubeflow.org/v1", "tfjobs"),
-        Resource("PyTorchJob", "kubeflow.org/v1", "pytorchjobs"),
-        Resource("ConfigMap", "v1", "configmaps", has_status=False),
-        Resource("Namespace", "v1", "namespaces", namespaced=False),
-        Resource("Event", "v1", "events", has_status=False),
-        Resource("Pod", "v1", "pods"),
+        Resource("Experiment", "kubeflow.org/v1alpha3", "experiments", categories=_KATIB),
+        Resource("Trial", "kubeflow.org/v1alpha3", "trials", categories=_KATIB),
+        Resource("Suggestion", "kubeflow.org/v1alpha3", "suggestions", categories=_KATIB),
+        Resource("Job", "batch/v1", "jobs", categories=("all",)),
+        Resource("TFJob", "kubeflow.org/v1", "tfjobs", categories=("all", "kubeflow")),
+        Resource("PyTorchJob", "kubeflow.org/v1", "pytorchjobs", categories=("all", "kubeflow")),
+        Resource("ConfigMap", "v1", "configmaps", has_status=False, short_names=("cm",)),
+        Resource("Namespace", "v1", "namespaces", namespaced=False, short_names=("ns",)),
+        Resource("Event", "v1", "events", has_status=False, short_names=("ev",)),
+        Resource("Pod", "v1", "pods", short_names=("po",), categories=("all",)),
         Resource("Lease", "coordination.k8s.io/v1", "leases", has_status=False),
         # Stored as given: what config/ installs (nothing here acts on them yet).
         Resource("Secret", "v1", "secrets", has_status=False),
-        Resource("ServiceAccount", "v1", "serviceaccounts", has_status=False),
-        Resource("Service", "v1", "services"),
-        Resource("Endpoints", "v1", "endpoints", has_status=False),
-        Resource("Deployment", "apps/v1", "deployments"),
+        Resource("ServiceAccount", "v1", "serviceaccounts", has_status=False, short_names=("sa",)),
+        Resource("Service", "v1", "services", short_names=("svc",), categories=("all",)),
+        Resource("Endpoints", "v1", "endpoints", has_status=False, short_names=("ep",)),
+        Resource("Deployment", "apps/v1", "deployments", short_names=("deploy",), categories=("all",)),
         Resource("Role", "rbac.authorization.k8s.io/v1", "roles", has_status=False),
         Resource("RoleBinding", "rbac.authorization.k8s.io/v1", "rolebindings", has_status=False),
         Resource("ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles", namespaced=False,
@@ -48,7 +60,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("ClusterRoleBinding", "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False,
                  has_status=False),
         Resource("CustomResourceDefinition", "apiextensions.k8s.io/v1", "customresourcedefinitions",
-                 namespaced=False),
+                 namespaced=False, short_names=("crd", "crds")),
         Resource("MutatingWebhookConfiguration", "admissionregistration.k8s.io/v1",
                  "mutatingwebhookconfigurations", namespaced=False, has_status=False),
         Resource("ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1",
