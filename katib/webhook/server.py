@@ -1,0 +1,141 @@
+"""The HTTPS webhook server (aiohttp): the experiment and pod webhooks, /healthz and /readyz.
+
+Paths are upstream's: POST /mutate-experiments, /validate-experiments (and /mutate-pods once
+sidecar injection exists). A body that is not an AdmissionReview gets HTTP 400 with the reason;
+an answer is always a 200 AdmissionReview, `allowed: false` carrying the refusal. A failure to
+read what validation needs (the request's Namespace) is HTTP 500, as upstream answers.
+
+TLS (`certificates`): a directory holding `tls.crt` and `tls.key` is used as it is (cert-manager
+or a Secret mounted there); an empty or missing one receives a generated `ca.crt`, `tls.crt` and
+`tls.key` (reused on the next start), whose `ca.crt` is the caBundle for the webhook
+configurations. It runs on its own thread with its own event loop, inside the katib process."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from aiohttp import web
+
+from katib.apiserver.tls import TlsFiles, ensure_certificates
+from katib.webhook.review import MalformedReview
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's own request limit
+Handler = Callable[[bytes], dict]  # body → AdmissionReview answer; MalformedReview → 400
+
+
+@dataclass(frozen=True)
+class Certificates:
+    files: TlsFiles
+    generated: bool
+
+    def ca_bundle(self) -> bytes | None:
+        """The PEM CA to put in webhook configurations (None for user-provided certificates
+        without a ca.crt beside them)."""
+        return self.files.ca_cert.read_bytes() if self.files.ca_cert.exists() else None
+
+
+def certificates(cert_dir: Path | str, hosts: list[str]) -> Certificates:
+    directory = Path(cert_dir)
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    if cert.exists() or key.exists():
+        if not (cert.exists() and key.exists()):
+            missing = key if cert.exists() else cert
+            raise ValueError(f"--cert-dir {directory}: {missing.name} is missing beside "
+                             f"{(cert if missing is key else key).name}")
+        return Certificates(TlsFiles(directory / "ca.crt", cert, key), generated=False)
+    return Certificates(ensure_certificates(directory, hosts, name="tls"), generated=True)
+
+
+def build_app(handlers: dict[str, Handler], *, ready: Callable[[], bool] = lambda: True) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+
+    def endpoint(handler: Handler):
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            try:
+                answer = await asyncio.get_running_loop().run_in_executor(None, handler, body)
+            except MalformedReview as err:
+                return web.Response(status=400, text=f"malformed AdmissionReview: {err}\n")
+            except Exception as err:  # noqa: BLE001 - e.g. the Namespace could not be read
+                logger.exception("webhook %s failed", request.path)
+                return web.Response(status=500, text=f"{type(err).__name__}: {err}\n")
+            return web.json_response(answer)
+        return handle
+
+    for path, handler in handlers.items():
+        app.router.add_post(path, endpoint(handler))
+
+    async def healthz(_request):
+        return web.Response(text="ok")
+
+    async def readyz(_request):
+        return web.Response(text="ok") if ready() else web.Response(status=503, text="not ready\n")
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+class WebhookServer:
+    """`start()` binds (port 0 picks one: see `.port`) and serves on a thread; `stop()` ends it."""
+
+    def __init__(self, handlers: dict[str, Handler], *, host: str, port: int, certs: Certificates,
+                 ready: Callable[[], bool] = lambda: True):
+        self.host, self.port = host, port
+        self.certs = certs
+        self._app = build_app(handlers, ready=ready)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="webhook-server", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _serve(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._bind())
+        except BaseException as err:  # noqa: BLE001 - reported by start()
+            self._error = err
+            self._started.set()
+            loop.close()
+            return
+        self._started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+    async def _bind(self) -> None:
+        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.certs.files.server_context(),
+                           reuse_address=True)
+        await site.start()
+        sockets = site._server.sockets if site._server is not None else ()
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
