@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from katib.apiserver import openapi
+from katib.apiserver import openapi, tables
 from katib.backends.resources import RESOURCES
 
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
@@ -81,8 +81,24 @@ current-context: probe
             return web.json_response(body, status=201)
         if request.method in ("GET", "PATCH") and request.path in self.store:
             return web.json_response(self.store[request.path])
+        kind = _kind_of_collection(request.path)
+        if request.method == "GET" and kind is not None:
+            items = [o for key, o in sorted(self.store.items()) if key.rpartition("/")[0] == request.path]
+            if "as=Table" in request.headers.get("Accept", ""):
+                return web.json_response(tables.table(kind, items, list_meta={"resourceVersion": "1"},
+                                                      include_object=request.query.get("includeObject", "Metadata")))
+            return web.json_response({"kind": f"{kind}List", "apiVersion": RESOURCES[kind].api_version,
+                                      "metadata": {"resourceVersion": "1"}, "items": items})
         return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
                                   "code": 404, "message": f"{request.path} not found"}, status=404)
+
+
+def _kind_of_collection(path: str) -> str | None:
+    parts = path.strip("/").split("/")
+    if len(parts) >= 4 and parts[-3] == "namespaces":
+        parts = parts[:-3] + parts[-1:]
+    api_version = "/".join(parts[1:-1])
+    return next((r.kind for r in RESOURCES.values() if (r.api_version, r.plural) == (api_version, parts[-1])), None)
 
 
 def _resource_list(group: str, version: str) -> dict:

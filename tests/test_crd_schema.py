@@ -106,3 +106,11 @@ def test_free_form_core_objects_keep_their_fields():
 def test_generator_writes_the_files(tmp_path):
     assert crd_schema.main([str(tmp_path)]) == 0
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == crd_schema.manifests()
+
+
+def test_unknown_fields_are_the_paths_strict_field_validation_refuses():
+    obj = {"kind": "Trial", "spec": {"runSpec": "x", "extra": {"a": 1}, "parameterAssignments": [{"nme": "a"}]},
+           "status": {"observation": {"metrics": [{"name": "m", "value": 1, "unit": "s"}]}}, "bogus": True}
+    assert crd_schema.unknown_fields(obj) == ["spec.extra", "spec.parameterAssignments[0].nme",
+                                              "status.observation.metrics[0].unit", "bogus"]
+    assert crd_schema.unknown_fields({"kind": "Job", "spec": {"anything": 1}}) == []

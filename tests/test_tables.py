@@ -125,3 +125,28 @@ def test_other_kinds_get_name_and_age():
                           now=NOW)
     assert [c["name"] for c in result["columnDefinitions"]] == ["Name", "Age"]
     assert result["rows"][0]["cells"] == ["r", "24h"]
+
+
+def test_kubectl_get_prints_katibs_columns(tmp_path):
+    from tests.kubectl_probe import ProbeServer
+
+    probe = ProbeServer()
+    probe.start()
+    try:
+        base = "/apis/kubeflow.org/v1alpha3/namespaces/default"
+        created = tables._dt.datetime.fromtimestamp(tables.time.time() - 312, tables._dt.timezone.utc)
+        probe.store[f"{base}/experiments/random-example"] = experiment(
+            "random-example", created=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            conditions=[("Created", "True"), ("Running", "True")])
+        probe.store[f"{base}/suggestions/random-example"] = {
+            "apiVersion": "kubeflow.org/v1alpha3", "kind": "Suggestion",
+            "metadata": {"name": "random-example", "namespace": "default"}, "spec": {"requests": 3}}
+        experiments = probe.kubectl(tmp_path, "get", "experiments")
+        suggestions = probe.kubectl(tmp_path, "get", "suggestions")
+    finally:
+        probe.stop()
+    assert experiments.returncode == 0, experiments.stderr
+    assert [line.split() for line in experiments.stdout.splitlines()] == [
+        ["NAME", "STATUS", "AGE"], ["random-example", "Running", "5m12s"]]
+    assert [line.split() for line in suggestions.stdout.splitlines()] == [
+        ["NAME", "TYPE", "STATUS", "REQUESTED", "ASSIGNED", "AGE"], ["random-example", "3"]]  # empty cells: blank

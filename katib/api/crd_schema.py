@@ -225,10 +225,11 @@ def validate(schema: dict[str, Any], value: Any, *, path: str = "") -> list[Fiel
             if key in props:
                 errors += validate(props[key], v, path=where)
             else:
-                errors.append(FieldError(where, "field not declared in schema", kind=""))
+                errors.append(FieldError(where, _UNDECLARED, kind=""))
     return errors
 
 
+_UNDECLARED = "field not declared in schema"
 _JSON_TYPES = {
     "string": lambda v: isinstance(v, str),
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -252,6 +253,12 @@ def validate_resource(obj: dict[str, Any]) -> list[FieldError]:
     if kind not in PLURALS:
         return [FieldError("kind", f"must be one of {', '.join(PLURALS)}", kind)]
     return validate(resource_schema(kind), obj)
+
+
+def unknown_fields(obj: dict[str, Any]) -> list[str]:
+    """Paths of the fields a Katib object's schema does not declare: what `fieldValidation=Strict`
+    refuses (`strict decoding error: unknown field "spec.foo"`) and a cluster otherwise prunes."""
+    return [e.path for e in validate_resource(obj) if e.message == _UNDECLARED] if obj.get("kind") in PLURALS else []
 
 
 def main(argv: list[str]) -> int:
