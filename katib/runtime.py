@@ -189,7 +189,7 @@ class FakeControlPlane:
 
     def start(self) -> None:
         self.kubelet.recover()
-        self.manager.sync()
+        self.manager.start()  # informers list and watch; the manager thread waits for their lists
         self.kubelet.start()
         self._thread = threading.Thread(target=self._run_manager, name="manager", daemon=True)
         self._thread.start()

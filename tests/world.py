@@ -153,7 +153,7 @@ class World:
         self.ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
                            get_configmap=get_configmap, seed=seed, status_interval=status_interval,
                            queue=SteppedQueue(self.clock))
-        self.manager = Manager(self.ctx)
+        self.manager = Manager(self.ctx, threaded=False)  # informers delivered by run_until_idle
         self.jobs = TestKubelet(self)
 
     def stamp(self) -> str:

@@ -18,7 +18,7 @@ from typing import Iterator
 from katib.backends.base import WatchEvent
 from katib.errors import Expired
 
-WAIT_SLICE = 1.0  # seconds: how often a blocked stream looks at its `stop` event
+WAIT_SLICE = 0.25  # seconds: how often a blocked stream looks at its `stop` event
 
 
 class History:

@@ -2,11 +2,9 @@
 and the shared index."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -16,6 +14,7 @@ from katib.controllers.index import TrialIndex
 from katib.controllers.queue import WorkQueue
 
 logger = logging.getLogger("katib.controllers")
+_DELETING = "<deleting>"
 
 
 def json_copy(value):
@@ -48,20 +47,42 @@ class Context:
             self.observations = ObservationStore(self.db)
         if self.seed is not None:
             self.rng.seed(self.seed)
-        self._own = threading.local()
+        # (controller, kind, namespace, name) -> resourceVersion the controller last wrote, or
+        # _DELETING: the change its own watch will bring back, which need not wake it again.
+        self._written: dict[tuple[str, str, str, str], str] = {}
 
-    @contextlib.contextmanager
-    def own_write(self, kind: str, namespace: str, name: str):
-        """Mark a write of this thread whose watch events need not wake the writer's own
-        controller again (its reconcile already knows the result)."""
-        self._own.key = (kind, namespace, name)
-        try:
-            yield
-        finally:
-            self._own.key = None
+    def wrote(self, controller: str, obj: dict) -> dict:
+        """Remember that `controller` stored this version of `obj` (what create/update return):
+        the watch event carrying exactly this version is its own write. Returns `obj`."""
+        meta = obj["metadata"]
+        self._written[(controller, obj["kind"], meta.get("namespace") or "", meta["name"])] = \
+            str(meta.get("resourceVersion") or "")
+        return obj
 
-    def is_own_write(self, kind: str, namespace: str, name: str) -> bool:
-        return getattr(self._own, "key", None) == (kind, namespace, name)
+    def deleting(self, controller: str, kind: str, namespace: str, name: str) -> None:
+        """Remember that `controller` deletes this object: the deletion's own changes (the
+        mark, finalizers going, the final DELETED) need not wake it."""
+        self._written[(controller, kind, namespace, name)] = _DELETING
+
+    def is_own_change(self, controller: str, change) -> bool:
+        """Whether a watched change (informer.Change) is one `controller` made itself: the
+        version it wrote, or a step of a deletion it started. A later version by anyone else
+        is not, even for the same object."""
+        obj = change.object
+        meta = obj["metadata"]
+        key = (controller, obj.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
+        mark = self._written.get(key)
+        if change.type == "DELETED":
+            self._written.pop(key, None)
+            return mark == _DELETING
+        if mark is None:
+            return False
+        if mark == _DELETING:
+            return bool(meta.get("deletionTimestamp"))
+        if mark == str(meta.get("resourceVersion") or ""):
+            self._written.pop(key, None)
+            return True
+        return False
 
     def now(self) -> str:
         return self.clock.stamp()

@@ -217,7 +217,7 @@ def create_trial(ctx: Context, exp: dict, assignment: dict) -> None:
     if (spec.get("trialTemplate") or {}).get("retain"):
         trial["spec"]["retainRun"] = True
     try:
-        ctx.backend.create(trial)
+        ctx.index.observe(ctx.backend.create(trial))  # the next pass sees it before its watch event
         failpoints.hit("trial-created")
         logger.info("[%s/%s] trial %s created", meta["namespace"], meta["name"], trial_name)
         if problem is not None:
@@ -248,6 +248,8 @@ def kill_trial(ctx: Context, ns: str, trial_name: str, exp: dict) -> None:
     except NotFound:
         return
     conds = trial.setdefault("status", {}).setdefault("conditions", [])
+    if any(cond.is_true(conds, t) for t in ("Succeeded", "Failed", "Killed")):
+        return  # it ended before the index heard of it
     now = ctx.now()
     if cond.set_terminal(conds, "Killed", c.TRIAL_KILLED_REASON,
                          f"Trial is killed because experiment {exp['metadata']['name']} has completed", now):

@@ -1,7 +1,12 @@
-"""The manager: watch events → work queue → reconcilers, with requeue and back-off.
+"""The manager: informers → work queue → reconcilers, with requeue and back-off.
 
-One thread processes the queue (reconciles never run concurrently), other threads (the
-local kubelet, a future HTTP API) only write objects, whose events enqueue keys here.
+Each controller declares what it watches (informer.For/Owns, as controller-runtime's builder);
+the manager runs one informer per kind (list, then watch; kinds the backend does not serve
+are skipped) and turns their changes into keys. One thread processes the queue (reconciles
+never run concurrently), and only after every informer has listed once: a controller must not
+act on a partial view (it would create trials that exist). The trial index is fed from the
+Trial informer; its changes are applied on the processing thread, before the next reconcile.
+
 A StorageError (full or read-only disk) is not retried: the key is dropped and `on_fatal`
 gets one line, so that the process stops instead of retrying for ever (without `on_fatal`
 the error propagates to the caller)."""
@@ -9,70 +14,121 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
+from dataclasses import dataclass
 from typing import Callable
 
 from katib.api.jobs import JOB_KINDS
-from katib.backends.base import DELETED, WatchEvent
+from katib.backends.base import DELETED
 from katib.controllers.context import Context
 from katib.controllers.experiment import reconcile_experiment
+from katib.controllers.informer import (
+    Change, For, InformerSet, Owns, Watch, all_of, generation_or_status_changed, not_deleted)
 from katib.controllers.queue import WorkQueue
 from katib.controllers.suggestion import reconcile_suggestion
-from katib.controllers.trial import reconcile_trial
+from katib.controllers.trial import CONTROLLER as TRIAL, reconcile_trial
 from katib.errors import Conflict, NotFound, PermanentError, StorageError, TemporaryError, storage_error
 
 logger = logging.getLogger(__name__)
 
-RECONCILERS = {
-    "experiment": reconcile_experiment,
-    "suggestion": reconcile_suggestion,
-    "trial": reconcile_trial,
-}
+
+@dataclass(frozen=True)
+class Controller:
+    name: str
+    reconcile: Callable[[Context, str, str], float | None]
+    watches: tuple[Watch, ...]
+
+    @property
+    def kind(self) -> str:
+        """The kind it reconciles: that of its For watch (the first)."""
+        return self.watches[0].kind
+
+
+def controllers(ctx: Context) -> tuple[Controller, ...]:
+    """What each controller reconciles and which changes wake it."""
+    def not_own(controller: str):
+        return lambda change: not ctx.is_own_change(controller, change)
+
+    return (
+        Controller("experiment", reconcile_experiment, (
+            For("Experiment"), Owns("Suggestion", "Experiment"), Owns("Trial", "Experiment"))),
+        Controller("suggestion", reconcile_suggestion, (For("Suggestion"),)),
+        Controller(TRIAL, reconcile_trial, (
+            For("Trial", predicate=all_of(not_deleted, not_own(TRIAL))),
+            *(Owns(kind, "Trial", predicate=all_of(not_own(TRIAL), generation_or_status_changed))
+              for kind in JOB_KINDS))),
+    )
+
+
+RECONCILERS = {"experiment": reconcile_experiment, "suggestion": reconcile_suggestion, "trial": reconcile_trial}
 
 
 class Manager:
-    def __init__(self, ctx: Context, *, on_fatal: Callable[[str], None] | None = None):
+    """`threaded=True`: informers deliver on their own threads (`start`, then `run`);
+    False: `run_until_idle` delivers on the caller's thread before each reconcile
+    (deterministic, for tests on a fake clock)."""
+
+    def __init__(self, ctx: Context, *, on_fatal: Callable[[str], None] | None = None, threaded: bool = True):
         self.ctx = ctx
         self.on_fatal = on_fatal
+        self.threaded = threaded
         if ctx.queue is None:
             ctx.queue = WorkQueue(ctx.clock)
         self.queue = ctx.queue
-        self._unsubscribe = ctx.backend.subscribe(
-            self.on_event, kinds=("Experiment", "Suggestion", "Trial") + JOB_KINDS, readonly=True)
+        self.controllers = controllers(ctx)
+        self.informers = InformerSet(ctx.backend)
+        self._index_changes: deque[Change] = deque()
+        self._stop = threading.Event()
+        self._started = False
+        trials = self.informers.informer("Trial")
+        if trials is not None:
+            trials.add_handler(self._index_changes.append)  # first: the index is current for the keys below
+        for ctrl in self.controllers:
+            for watch in ctrl.watches:
+                informer = self.informers.informer(watch.kind)
+                if informer is not None:
+                    informer.add_handler(self._enqueuer(ctrl.name, watch), predicate=watch.predicate)
 
-    # -- events -> keys -------------------------------------------------------------
-    def on_event(self, event: WatchEvent) -> None:
-        obj = event.object
-        kind = obj.get("kind")
-        meta = obj.get("metadata") or {}
-        ns, name = meta.get("namespace", ""), meta.get("name", "")
-        if kind == "Experiment":
-            self.queue.add(("experiment", ns, name))
-        elif kind == "Suggestion":
-            self.queue.add(("suggestion", ns, name))
-            self.queue.add(("experiment", ns, name))
-        elif kind == "Trial":
-            exp_key = self.ctx.index.observe(obj, deleted=event.type == DELETED)
-            if event.type != DELETED and not self.ctx.is_own_write("Trial", ns, name):
-                self.queue.add(("trial", ns, name))
-            if exp_key:
-                self.queue.add(("experiment",) + exp_key)
-        elif kind in JOB_KINDS and not self.ctx.is_own_write(kind, ns, name):
-            for ref in meta.get("ownerReferences") or ():
-                if ref.get("kind") == "Trial" and ref.get("controller"):
-                    self.queue.add(("trial", ns, ref.get("name", "")))
+    def _enqueuer(self, name: str, watch: Watch) -> Callable[[Change], None]:
+        add, keys = self.queue.add, watch.map
+
+        def enqueue(change: Change) -> None:
+            for ns, obj_name in keys(change.object):
+                add((name, ns, obj_name))
+        return enqueue
+
+    # -- informers ------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the informers' threads (threaded mode); `run` waits for their first lists."""
+        if self.threaded and not self._started:
+            self._started = True
+            self.informers.start(self._stop)
+
+    def wait_for_sync(self, stop: threading.Event | None = None) -> bool:
+        return self.informers.wait_for_sync(stop or self._stop)
+
+    def _apply_index_changes(self) -> None:
+        changes, observe = self._index_changes, self.ctx.index.observe
+        while changes:
+            change = changes.popleft()
+            observe(change.object, deleted=change.type == DELETED)
 
     def sync(self) -> None:
-        """Initial list: seed the index and reconcile everything once (after a restart too)."""
-        backend = self.ctx.backend
-        for trial in backend.list("Trial"):
-            self.ctx.index.observe(trial)
-        for kind, ctrl in (("Experiment", "experiment"), ("Suggestion", "suggestion"), ("Trial", "trial")):
-            for obj in backend.list(kind):
-                self.queue.add((ctrl, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+        """Reconcile everything once more (as after a restart): every object the informers
+        hold, of every kind a controller is For."""
+        if not self.threaded:
+            self.informers.poll()
+        self._apply_index_changes()
+        for ctrl in self.controllers:
+            informer = self.informers.informers.get(ctrl.kind)
+            for obj in informer.list() if informer is not None else ():
+                meta = obj["metadata"]
+                self.queue.add((ctrl.name, meta.get("namespace") or "", meta["name"]))
 
     # -- processing -----------------------------------------------------------------
     def process(self, key: tuple) -> None:
         ctrl, ns, name = key
+        self._apply_index_changes()
         try:
             again = RECONCILERS[ctrl](self.ctx, ns, name)
         except Conflict:
@@ -122,6 +178,8 @@ class Manager:
         """Process every ready key (tests: a fake clock never moves by itself)."""
         steps = 0
         while steps < max_steps:
+            if not self.threaded:
+                self.informers.poll()
             key = self.queue.get(timeout=0)
             if key is None:
                 return steps
@@ -130,11 +188,16 @@ class Manager:
         raise RuntimeError(f"work queue not idle after {max_steps} steps")
 
     def run(self, stop: threading.Event, *, poll: float = 0.5) -> None:
+        """Process keys until `stop`, once every informer has listed (starting them if needed)."""
+        self.start()
+        if self.threaded and not self.informers.wait_for_sync(stop):
+            return
         while not stop.is_set():
             key = self.queue.get(timeout=poll)
             if key is not None:
                 self.process(key)
 
     def close(self) -> None:
-        self._unsubscribe()
+        self._stop.set()
         self.queue.wake()
+        self.informers.join()

@@ -22,6 +22,7 @@ from katib.errors import AlreadyExists, NotFound
 logger = logging.getLogger(__name__)
 
 FINALIZER = c.FINALIZER_CLEAN_DB
+CONTROLLER = "trial"
 
 
 def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
@@ -50,8 +51,7 @@ def reconcile_trial(ctx: Context, namespace: str, name: str) -> float | None:
         cond.set_condition(conds, "Created", "True", c.TRIAL_CREATED_REASON, c.TRIAL_CREATED_MESSAGE, ctx.now())
     current = reconcile_job(ctx, trial)  # upstream waits a pass after Created; nothing needs that
     if status != before:
-        with ctx.own_write("Trial", namespace, name):
-            ctx.backend.update_status(trial)
+        ctx.wrote(CONTROLLER, ctx.backend.update_status(trial))
     if current is not None and is_completed(conds):  # only once the completion is stored
         failpoints.hit("trial-completed")  # crash tests: completion stored, Job not yet deleted
         delete_job(ctx, trial, current)
@@ -100,8 +100,7 @@ def reconcile_job(ctx: Context, trial: dict) -> dict | None:
     if current is None:
         if not done:
             try:
-                with ctx.own_write(kind, jns, jname):
-                    ctx.backend.create(job)
+                ctx.wrote(CONTROLLER, ctx.backend.create(job))
                 failpoints.hit("job-created")  # crash tests: Job stored, trial status not yet
                 ctx.event(trial, "Normal", c.EVENT_JOB_CREATED, f"Job {jname} has been created")
             except AlreadyExists:
@@ -129,8 +128,8 @@ def delete_job(ctx: Context, trial: dict, job: dict) -> None:
     meta = job["metadata"]
     if meta.get("deletionTimestamp"):
         return
-    with ctx.own_write(job["kind"], meta["namespace"], meta["name"]):
-        ctx.backend.delete(job["kind"], meta["namespace"], meta["name"], propagation="Foreground")
+    ctx.deleting(CONTROLLER, job["kind"], meta["namespace"], meta["name"])
+    ctx.backend.delete(job["kind"], meta["namespace"], meta["name"], propagation="Foreground")
     ctx.event(trial, "Normal", c.EVENT_JOB_DELETED, f"Job {meta['name']} has been deleted")
 
 
