@@ -11,6 +11,8 @@ import sqlite3
 import threading
 import time
 
+import uuid
+
 import pytest
 
 from collector import parse_text
@@ -141,6 +143,29 @@ def test_delete_only_touches_one_trial(db):
     assert get_observation_log(db, "a") == []
     assert [r.value for r in get_observation_log(db, "b")] == ["3"]
     assert delete_observation_log(db, "a") == 0
+
+
+def test_a_retried_report_is_stored_once(db):
+    """A collector that lost the answer sends the same report (same id) again: no duplicates;
+    another id, or another trial with the same id, is a new report; deleting the trial's logs
+    forgets its ids (a re-created trial of that name starts afresh)."""
+    a, b = f"a-{uuid.uuid4()}", f"b-{uuid.uuid4()}"  # server databases outlive a test
+    sent = [log(T, "loss", "1"), log(T, "loss", "2")]
+    assert report_observation_log(db, a, sent, report_id="r1") == 2
+    assert report_observation_log(db, a, sent, report_id="r1") == 0
+    assert report_observation_log(db, b, sent, report_id="r1") == 2
+    assert report_observation_log(db, a, [log(T, "loss", "3")], report_id="r2") == 1
+    assert [r.value for r in get_observation_log(db, a)] == ["1", "2", "3"]
+    assert delete_observation_log(db, a) == 3
+    assert report_observation_log(db, a, sent, report_id="r1") == 2
+    assert [r.value for r in get_observation_log(db, b)] == ["1", "2"]
+
+
+def test_a_failed_report_leaves_no_report_id(db):
+    a = f"a-{uuid.uuid4()}"
+    with pytest.raises(KatibError):
+        report_observation_log(db, a, [log(T, "loss", "1"), log("not a time", "loss", "2")], report_id="r1")
+    assert report_observation_log(db, a, [log(T, "loss", "1")], report_id="r1") == 1
 
 
 def test_large_report_is_batched(db):

@@ -162,7 +162,8 @@ class Database:
         with self.session():
             if self.kind == "mysql":
                 self.models = make_models(self._pw, text_collation=self._exact_collation())
-            self._pw.create_tables([self.models.observation, self.models.stored_object], safe=True)
+            self._pw.create_tables([self.models.observation, self.models.stored_object, self.models.report],
+                                  safe=True)
             self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:

@@ -70,9 +70,12 @@ def _fields(log: Any) -> tuple[str, str, str]:
     return (log.timestamp or "", log.name, log.value)
 
 
-def report_observation_log(db: Database, trial_name: str, logs: Iterable[Any]) -> int:
+def report_observation_log(db: Database, trial_name: str, logs: Iterable[Any], *,
+                           report_id: str | None = None) -> int:
     """Store `logs` (MetricLog-likes or `{time_stamp, metric: {name, value}}` dicts) for the
-    trial; records with an empty timestamp are skipped (as upstream). Returns rows written."""
+    trial; records with an empty timestamp are skipped (as upstream). Returns rows written.
+    `report_id`: a report with an id already applied to this trial writes nothing (returns 0),
+    so that a collector may retry a report whose answer it never got."""
     rows = []
     for log in logs:
         stamp, name, value = _fields(log)
@@ -82,6 +85,12 @@ def report_observation_log(db: Database, trial_name: str, logs: Iterable[Any]) -
                      "metric_name": name, "value": value})
     model = db.models.observation
     with db.transaction():
+        if report_id is not None:
+            reports = db.models.report
+            seen = reports.select().where((reports.trial_name == trial_name) & (reports.report_id == report_id))
+            if seen.exists():
+                return 0
+            reports.insert(trial_name=trial_name, report_id=report_id).execute()
         for i in range(0, len(rows), _BATCH):
             model.insert_many(rows[i:i + _BATCH]).execute()
     return len(rows)
@@ -109,8 +118,9 @@ def get_observation_log(db: Database, trial_name: str, metric_name: str | None =
 
 def delete_observation_log(db: Database, trial_name: str) -> int:
     """Delete all records of the trial; returns how many there were."""
-    model = db.models.observation
-    with db.session():
+    model, reports = db.models.observation, db.models.report
+    with db.transaction():
+        reports.delete().where(reports.trial_name == trial_name).execute()
         return model.delete().where(model.trial_name == trial_name).execute()
 
 
@@ -160,9 +170,10 @@ class ObservationStore:
     def __init__(self, db: Database):
         self.db = db
 
-    def report(self, trial_name: str, logs: Iterable[Any]) -> int:
-        """Append records (ReportObservationLog); returns rows written."""
-        return report_observation_log(self.db, trial_name, logs)
+    def report(self, trial_name: str, logs: Iterable[Any], *, report_id: str | None = None) -> int:
+        """Append records (ReportObservationLog); returns rows written (0 for a report id
+        already applied)."""
+        return report_observation_log(self.db, trial_name, logs, report_id=report_id)
 
     def replace(self, trial_name: str, logs: Iterable[Any]) -> int:
         """Replace every record of the trial atomically (a re-read never duplicates)."""

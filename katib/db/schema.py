@@ -1,4 +1,6 @@
-"""Table definitions: `observation_logs` (upstream Katib's schema) and `objects` (ours).
+"""Table definitions: `observation_logs` (upstream Katib's schema), `objects` and
+`observation_reports` (ours: which reports were applied, so that a retried report is not
+stored twice).
 
 Models are built per connection (`make_models(peewee_db)`), so several databases can be open
 at once (tests do this). Times are naive UTC datetimes stored with microsecond precision:
@@ -47,6 +49,7 @@ class BigTextField(pw.TextField):
 class Models:
     observation: type[pw.Model]
     stored_object: type[pw.Model]
+    report: type[pw.Model]
 
 
 def make_models(database: pw.Database, *, text_collation: str | None = None) -> Models:
@@ -81,6 +84,15 @@ def make_models(database: pw.Database, *, text_collation: str | None = None) -> 
             table_name = "objects"
             primary_key = pw.CompositeKey("kind", "namespace", "name")
 
-    for model in (ObservationLog, StoredObject):
+    class ObservationReport(pw.Model):
+        # A collector's report id per trial: a report retried after a lost answer is a no-op.
+        trial_name = pw.CharField(max_length=255, collation=text_collation)
+        report_id = pw.CharField(max_length=128, collation=text_collation)
+
+        class Meta:
+            table_name = "observation_reports"
+            primary_key = pw.CompositeKey("trial_name", "report_id")
+
+    for model in (ObservationLog, StoredObject, ObservationReport):
         model.bind(database, bind_refs=False, bind_backrefs=False)
-    return Models(observation=ObservationLog, stored_object=StoredObject)
+    return Models(observation=ObservationLog, stored_object=StoredObject, report=ObservationReport)
