@@ -83,6 +83,7 @@ def test_date_cells_of_bad_timestamps():
 @pytest.mark.parametrize("path, data, found", [
     (".status.conditions[-1:].type", {"status": {"conditions": []}}, []),
     (".status.conditions[-1:].type", {"status": {"conditions": [{"type": "A"}, {"type": "B"}]}}, ["B"]),
+    (".status.conditions[0:1].type", {"status": {"conditions": [{"type": "A"}, {"type": "B"}]}}, ["A"]),
     (".status.conditions[0].type", {"status": {"conditions": [{"type": "A"}, {"type": "B"}]}}, ["A"]),
     (".status.conditions[*].type", {"status": {"conditions": [{"type": "A"}, {"type": "B"}]}}, ["A", "B"]),
     ("{.spec.requests}", {"spec": {"requests": 0}}, [0]),
