@@ -10,7 +10,6 @@ import socket
 import sqlite3
 import threading
 import time
-
 import uuid
 
 import pytest
