@@ -1,4 +1,5 @@
-"""The HTTPS webhook server (aiohttp): the experiment and pod webhooks, /healthz and /readyz.
+"""The HTTPS webhook server (aiohttp): the experiment and pod webhooks, the observation API
+(katib.webhook.observations), /healthz and /readyz.
 
 Paths are upstream's: POST /mutate-experiments, /validate-experiments (and /mutate-pods once
 sidecar injection exists). A body that is not an AdmissionReview gets HTTP 400 with the reason;
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's own request limit
 Handler = Callable[[bytes], dict]  # body → AdmissionReview answer; MalformedReview → 400
+ApiHandler = Callable[[bytes, "str | None"], "tuple[int, dict]"]  # body, bearer token → status, answer
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,29 @@ def certificates(cert_dir: Path | str, hosts: list[str]) -> Certificates:
     return Certificates(ensure_certificates(directory, hosts, name="tls"), generated=True)
 
 
-def build_app(handlers: dict[str, Handler], *, ready: Callable[[], bool] = lambda: True) -> web.Application:
+def bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def build_app(handlers: dict[str, Handler], *, api: dict[str, ApiHandler] | None = None,
+              ready: Callable[[], bool] = lambda: True) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
+
+    def api_endpoint(handler: ApiHandler):
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            try:
+                status, answer = await asyncio.get_running_loop().run_in_executor(None, handler, body,
+                                                                                   bearer(request))
+            except Exception as err:  # noqa: BLE001 - the store failed: the caller retries
+                logger.exception("%s failed", request.path)
+                return web.json_response({"error": f"{type(err).__name__}: {err}"}, status=503)
+            return web.json_response(answer, status=status)
+        return handle
+
+    for path, api_handler in (api or {}).items():
+        app.router.add_post(path, api_endpoint(api_handler))
 
     def endpoint(handler: Handler):
         async def handle(request: web.Request) -> web.Response:
@@ -86,10 +109,10 @@ class WebhookServer:
     """`start()` binds (port 0 picks one: see `.port`) and serves on a thread; `stop()` ends it."""
 
     def __init__(self, handlers: dict[str, Handler], *, host: str, port: int, certs: Certificates,
-                 ready: Callable[[], bool] = lambda: True):
+                 api: dict[str, ApiHandler] | None = None, ready: Callable[[], bool] = lambda: True):
         self.host, self.port = host, port
         self.certs = certs
-        self._app = build_app(handlers, ready=ready)
+        self._app = build_app(handlers, api=api, ready=ready)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
