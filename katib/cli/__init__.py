@@ -13,11 +13,11 @@ from types import ModuleType
 EXIT_OK, EXIT_INVALID, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # After the exit codes: the command modules import them from here.
-from katib.cli import render, run, serve, validate  # noqa: E402
+from katib.cli import get, render, run, serve, validate  # noqa: E402
 
 
 def command_modules() -> list[ModuleType]:
-    return [validate, render, run, serve]
+    return [validate, render, run, get, serve]
 
 
 def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentParser:
