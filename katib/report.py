@@ -63,10 +63,13 @@ def short_reason(trial: dict) -> str:
     return OUTPUT_SUFFIX.sub("", trial_reason(trial))
 
 
-def fmt_value(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def fmt_value(value: float | str | None) -> str:
+    """A metric value in 6 significant digits; "-" for none, NaN or what is not a number."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
         return "-"
-    return f"{value:.6g}"
+    return "-" if math.isnan(value) else f"{value:.6g}"
 
 
 def fmt_duration(seconds: float) -> str:
@@ -125,7 +128,7 @@ def final_table(exp: dict, trials: list[dict], *, suggestion: dict | None = None
     counts = ", ".join(f"{status.get(k, 0)} {label}" for k, label in (
         ("trialsSucceeded", "succeeded"), ("trialsFailed", "failed"), ("trialsKilled", "killed")))
     lines.append(f"Trials: {len(trials)} ({counts})")
-    lines += best_lines(status, metric)
+    lines += best_lines(status, metric, extra=additional_metrics(spec, metric))
     lines.append("")
     lines += table_lines(spec, trials, metric)
     lines += failure_lines(trials, log_path)
@@ -134,26 +137,37 @@ def final_table(exp: dict, trials: list[dict], *, suggestion: dict | None = None
     return "\n".join(lines)
 
 
-def best_lines(status: dict, metric: str) -> list[str]:
+def best_lines(status: dict, metric: str, *, extra: list[str] = ()) -> list[str]:
+    """The best trial, its objective (and the additional metrics it reported), its assignments."""
     best = status.get("currentOptimalTrial") or {}
     if not best.get("bestTrialName"):
         return ["Best trial: none (no trial reported the objective metric)"]
-    value = next((m.get("value", 0.0) for m in (best.get("observation") or {}).get("metrics") or []
-                  if m.get("name") == metric), None)
-    return [f"Best trial: {best['bestTrialName']}  {metric}={fmt_value(value)}"] + [
+    values = {m.get("name"): m.get("value", 0.0) for m in (best.get("observation") or {}).get("metrics") or []}
+    shown = "  ".join(f"{name}={fmt_value(values.get(name))}" for name in [metric, *extra]
+                      if name == metric or name in values)
+    return [f"Best trial: {best['bestTrialName']}  {shown}"] + [
         f"  {a['name']} = {a['value']}" for a in best.get("parameterAssignments") or []]
 
 
+def additional_metrics(spec: dict, metric: str) -> list[str]:
+    """objective.additionalMetricNames without the objective metric, in their order."""
+    names = (spec.get("objective") or {}).get("additionalMetricNames") or []
+    return [n for n in dict.fromkeys(names) if n != metric]
+
+
 def table_lines(spec: dict, trials: list[dict], metric: str) -> list[str]:
+    """One row per trial: name, state, the objective, each additional metric (its latest
+    value, as the trial's observation holds it), the assignments, the reason."""
     params = [p["name"] for p in spec.get("parameters") or []]
-    header = ["TRIAL", "STATUS", metric] + params + ["REASON"]
+    extra = additional_metrics(spec, metric)
+    header = ["TRIAL", "STATUS", metric] + extra + params + ["REASON"]
     rows = []
     for t in trials:
         assigned = {a["name"]: a["value"] for a in t["spec"].get("parameterAssignments") or []}
         reason = short_reason(t)
         if len(reason) > REASON_WIDTH:
             reason = reason[:REASON_WIDTH - 1] + "…"
-        rows.append([t["metadata"]["name"], trial_state(t), fmt_value(objective_of(t, metric))]
+        rows.append([t["metadata"]["name"], trial_state(t)] + [fmt_value(objective_of(t, m)) for m in [metric, *extra]]
                     + [assigned.get(p, "") for p in params] + [reason])
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     return ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header] + rows]
