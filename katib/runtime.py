@@ -132,7 +132,11 @@ class FakeControlPlane:
     read_only = False
 
     def __init__(self, *, db_url: str | None, work_dir: Path, status_interval: float = 0.2,
-                 seed: int | None = None, clock=None, max_parallel: int | None = None):
+                 seed: int | None = None, clock=None, max_parallel: int | None = None,
+                 backend_options: dict | None = None, controller_view: Callable | None = None):
+        """`backend_options`: extra FakeBackend arguments (watch_history, served);
+        `controller_view(backend)`: what the controllers talk to instead of the backend itself
+        (tests: fake_flaky.FlakyWatches, late and cut watches)."""
         from katib.clock import Clock
         from katib.config import KatibConfig
         from katib.db import acquire_control, connect
@@ -151,12 +155,14 @@ class FakeControlPlane:
             raise
         try:
             self._assemble(db_url=db_url, work_dir=work_dir, status_interval=status_interval,
-                           seed=seed, max_parallel=max_parallel)
+                           seed=seed, max_parallel=max_parallel, backend_options=backend_options or {},
+                           controller_view=controller_view)
         except BaseException:  # a corrupt row, a full disk...: let the next process in
             self._release()
             raise
 
-    def _assemble(self, *, db_url, work_dir, status_interval, seed, max_parallel) -> None:
+    def _assemble(self, *, db_url, work_dir, status_interval, seed, max_parallel, backend_options,
+                  controller_view) -> None:
         from katib.backends.fake import FakeBackend
         from katib.backends.kubelet import LocalKubelet
         from katib.backends.local_runner import LocalRunner
@@ -168,10 +174,11 @@ class FakeControlPlane:
         get_configmap = get_configmap_from_backend(lambda: self.backend)
         admission = experiment_admission(self.config, get_configmap)
         persistence = None if db_url == ":memory:" else SelectivePersistence(ObjectTable(self.db))
-        self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence)
+        self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence, **backend_options)
         install_defaults(self.backend)
         self.observations = ObservationStore(self.db)
-        self.ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
+        view = self.backend if controller_view is None else controller_view(self.backend)
+        self.ctx = Context(backend=view, db=self.db, clock=self.clock, config=self.config,
                            get_configmap=get_configmap, status_interval=status_interval, seed=seed,
                            observations=self.observations)
         self.manager = Manager(self.ctx, on_fatal=self.fail)

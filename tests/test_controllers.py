@@ -333,3 +333,18 @@ def test_restart_clears_completion_time(world):
     assert world.experiment()["status"].get("completionTime") is None
     world.drive()
     assert world.experiment()["status"]["completionTime"]
+
+
+def test_additional_metrics_are_observed_beside_the_objective_with_their_latest_value(world):
+    exp = make_experiment(parallel_trial_count=1, max_trial_count=1)
+    exp["spec"]["objective"]["additionalMetricNames"] = ["loss", "recall", "lr"]
+    world.apply(exp)
+    world.run_until_idle()
+    # loss reported twice (the latest counts); recall never; lr without a number
+    world.jobs.finish_all(stdout="loss=0.4\naccuracy=0.8\nloss=0.25\nlr=\n")
+    world.run_until_idle()
+    [trial] = world.trials()
+    assert trial["status"]["observation"]["metrics"] == [{"name": "accuracy", "value": 0.8},
+                                                         {"name": "loss", "value": 0.25}]
+    assert world.experiment()["status"]["currentOptimalTrial"]["observation"]["metrics"][0] == \
+        {"name": "accuracy", "value": 0.8}

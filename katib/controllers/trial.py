@@ -9,6 +9,7 @@ created without a runSpec (its template could not be rendered) fails with that e
 from __future__ import annotations
 
 import logging
+import math
 
 from katib import failpoints
 from katib.api import constants as c
@@ -17,6 +18,7 @@ from katib.controllers import conditions as cond
 from katib.controllers import job_status
 from katib.controllers.context import Context, json_copy
 from katib.controllers.experiment import owner_ref
+from katib.db.observations import parse_value
 from katib.errors import AlreadyExists, NotFound
 
 logger = logging.getLogger(__name__)
@@ -146,11 +148,28 @@ def succeed_or_flag(ctx: Context, trial: dict, jname: str) -> None:
         return
     observation = status.setdefault("observation", {"metrics": []})
     metrics = observation.setdefault("metrics", []) or []
-    observation["metrics"] = [m for m in metrics if m.get("name") != metric] + [{"name": metric, "value": value}]
+    extra = latest_values(ctx, trial["metadata"]["name"],
+                          [n for n in objective.get("additionalMetricNames") or () if n != metric])
+    ours = {metric} | {m["name"] for m in extra}
+    observation["metrics"] = [m for m in metrics if m.get("name") not in ours] + [{"name": metric, "value": value}] + extra
     now = ctx.now()
     if cond.set_terminal(status["conditions"], "Succeeded", c.TRIAL_SUCCEEDED_REASON, c.TRIAL_SUCCEEDED_MESSAGE, now):
         status["completionTime"] = now
         ctx.event(trial, "Normal", c.EVENT_JOB_SUCCEEDED, f"Job {jname} has succeeded")
+
+
+def latest_values(ctx: Context, trial_name: str, names: list[str]) -> list[dict]:
+    """`{name, value}` of each metric's latest value that is a finite number, in the order of
+    `names`; a metric without one is left out. (Our addition: v1alpha3 keeps additional
+    metrics in the DB only.)"""
+    out = []
+    for name in names:
+        for log in reversed(ctx.observations.get(trial_name, name)):
+            value = parse_value(log.value)
+            if value is not None and math.isfinite(value):
+                out.append({"name": name, "value": value})
+                break
+    return out
 
 
 def describe_collector(spec: dict) -> str:
