@@ -235,8 +235,14 @@ def _training_job(kind: str, replicas: dict) -> dict:
                     "Master": [{"name": "pytorch", "command": ["master"]}]}, ["master"]),
     ("PyTorchJob", {"Master": [{"name": "other", "command": ["first"]}]}, ["first"]),
 ])
-def test_training_operator_jobs_run_the_master_container(kind, replicas, expected):
-    assert lp.plan_launch(_training_job(kind, replicas)).argv == expected
+def test_training_operator_jobs_run_every_replica_master_first(kind, replicas, expected):
+    spec = lp.plan_launch(_training_job(kind, replicas))
+    assert spec.argv[:2] == [sys.executable, lp.REPLICA_LAUNCHER]
+    planned = json.loads(spec.argv[2])
+    assert planned["kind"] == kind
+    assert planned["replicas"][0]["argv"] == expected
+    assert sorted(r["type"] for r in planned["replicas"]) == sorted(replicas)
+    assert spec.executables == tuple(r["argv"][0] for r in planned["replicas"])
 
 
 @pytest.mark.parametrize("key, name", [

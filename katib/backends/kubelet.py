@@ -63,7 +63,7 @@ def complete_job(backend, observations, job: dict, status: dict, *, output: Path
     """Store the trial's metrics in `observations` (katib.db.ObservationStore), then write the
     Job's final status."""
     trial = owning_trial(backend, job)
-    if trial is not None and any(c.get("type") == "Complete" and c.get("status") == "True"
+    if trial is not None and any(c.get("type") in ("Complete", "Succeeded") and c.get("status") == "True"
                                  for c in status.get("conditions") or ()):
         collect_metrics(observations, trial, output=output)
         failpoints.hit("metrics-stored")  # crash tests: metrics in the DB, Job not yet finished
@@ -72,7 +72,7 @@ def complete_job(backend, observations, job: dict, status: dict, *, output: Path
 
 def write_job_status(backend, job: dict, status: dict, *, unless_finished: bool = False) -> None:
     """Write the Job's status (retrying conflicts); `unless_finished`: leave a Job that already
-    has conditions alone (a "started" report must not overwrite the outcome)."""
+    has its outcome alone (a "started" report must not overwrite it)."""
     meta = job["metadata"]
     for attempt in range(_WRITE_ATTEMPTS):
         try:
@@ -81,7 +81,7 @@ def write_job_status(backend, job: dict, status: dict, *, unless_finished: bool 
             return
         if current.get("metadata", {}).get("uid") != meta.get("uid"):
             return  # a new job of the same name: this outcome is not its
-        if unless_finished and (current.get("status") or {}).get("conditions"):
+        if unless_finished and lo.finished(current):
             return
         current["status"] = status
         try:
@@ -125,7 +125,7 @@ class LocalKubelet:
             self._inbox.put(("discard", key))
             self.runner.stop(key, reason="Deleted")
             return
-        if event.type == ADDED and not job.get("status", {}).get("conditions"):
+        if event.type == ADDED and not lo.finished(job):
             self.launch(key, job)
 
     def launch(self, key: str, job: dict, *, running: bool = False) -> None:
@@ -145,7 +145,7 @@ class LocalKubelet:
             self._finish(outcome)
         running = self.runner.running()
         jobs = [job for kind in JOB_KINDS for job in self.backend.list(kind)
-                if not (job.get("status", {}).get("conditions") or job["metadata"].get("deletionTimestamp"))]
+                if not (lo.finished(job) or job["metadata"].get("deletionTimestamp"))]
         for job in sorted(jobs, key=creation_order):
             key = job_key(job)
             self.launch(key, job, running=key in running)
@@ -217,7 +217,7 @@ class LocalKubelet:
         with self._lock:
             self._jobs.pop(key, None)
         try:
-            write_job_status(self.backend, job, lo.batch_job_status(outcome, True, now))
+            write_job_status(self.backend, job, lo.job_status(job["kind"], outcome, True, now))
         except Exception as second:
             raise KubeletFailure(f"cannot start job {key}: {message}; cannot record that "
                                  f"either: {describe_failure(second)}") from exc
@@ -271,7 +271,7 @@ class LocalKubelet:
             with self._lock:
                 job = self._jobs.get(key)
             if job is not None:
-                status = lo.batch_job_status(None, True, self.clock.now(), start_time=start_time)
+                status = lo.job_status(job["kind"], None, True, self.clock.now(), start_time=start_time)
                 try:
                     write_job_status(self.backend, job, status, unless_finished=True)
                 except Exception as exc:
@@ -293,10 +293,10 @@ class LocalKubelet:
         if job is None:
             ns, _, name = outcome.key.partition("/")
             job = self._find(ns, name)
-        if job is not None and not (job.get("status") or {}).get("conditions"):
+        if job is not None and not lo.finished(job):
             try:
                 complete_job(self.backend, self.observations, job,
-                             lo.batch_job_status(outcome, True, self.clock.now()),
+                             lo.job_status(job["kind"], outcome, True, self.clock.now()),
                              output=self.runner.output_path(outcome.key))
             except Exception as exc:
                 raise KubeletFailure(f"cannot record the outcome of job {outcome.key}: "

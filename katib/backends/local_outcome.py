@@ -134,3 +134,41 @@ def batch_job_status(outcome: JobOutcome | None, started: bool, now: float, *,
         status["failed"] = 1
     status["conditions"] = [condition]
     return status
+
+
+def job_status(kind: str, outcome: JobOutcome | None, started: bool, now: float, *,
+               start_time: float | None = None) -> dict:
+    """The status the job's controller would write: batch_job_status for a Job; for a TFJob or
+    PyTorchJob the operators' conditions (Created, Running, then Succeeded or Failed, each
+    with the operator's reason), which the trial controller reads by the last condition's type."""
+    if kind not in ("TFJob", "PyTorchJob"):
+        return batch_job_status(outcome, started, now, start_time=start_time)
+    if not started and outcome is None:
+        return {}
+    begun = outcome.start_time if outcome is not None else (now if start_time is None else start_time)
+
+    def condition(ctype: str, reason: str, message: str, at: float) -> dict:
+        return {"type": ctype, "status": "True", "reason": reason, "message": message,
+                "lastUpdateTime": rfc3339(at), "lastTransitionTime": rfc3339(at)}
+
+    conditions = [condition("Created", f"{kind}Created", f"{kind} is created.", begun),
+                  condition("Running", f"{kind}Running", f"{kind} is running.", begun)]
+    status: dict = {"startTime": rfc3339(begun), "replicaStatuses": {}}
+    if outcome is not None:
+        conditions[-1]["status"] = "False"
+        if outcome.succeeded:
+            conditions.append(condition("Succeeded", f"{kind}Succeeded", f"{kind} successfully completed.", now))
+        else:
+            conditions.append(condition("Failed", outcome.reason, outcome.message, now))
+        status["completionTime"] = rfc3339(outcome.completion_time)
+    status["conditions"] = conditions
+    return status
+
+
+FINISHED = ("Complete", "Failed", "Succeeded")
+
+
+def finished(job: dict) -> bool:
+    """The job has its outcome: a true Complete/Failed (Job) or Succeeded/Failed (operators)."""
+    return any(c.get("type") in FINISHED and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or ())

@@ -5,8 +5,10 @@ Kubernetes' `$(VAR)` expansion of env values, command and args. Anything that ca
 locally raises StartError, which the runner reports as the Job's failure reason."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 
 # The training container of each kind (controllers.md §3.3) and the replica that runs locally:
@@ -29,9 +31,12 @@ class LaunchSpec:
 
     argv: list[str]
     env: dict[str, str]
-    working_dir: str | None
-    active_deadline_seconds: float | None
-    grace_period_seconds: float | None
+    # TFJob/PyTorchJob: argv runs every replica (katib.backends.local_replicas); these are the
+    # replicas' own commands, checked before the job starts as a container runtime would.
+    executables: tuple[str, ...] = ()
+    working_dir: str | None = None
+    active_deadline_seconds: float | None = None
+    grace_period_seconds: float | None = None
 
 
 def plan_launch(job: dict) -> LaunchSpec:
@@ -55,8 +60,15 @@ def plan_launch(job: dict) -> LaunchSpec:
     deadline = spec.get("activeDeadlineSeconds")
     if deadline is None:
         deadline = _obj(spec.get("runPolicy")).get("activeDeadlineSeconds")
+    argv, executables = [expand(a, env) for a in command + args], ()
+    if job.get("kind") in _REPLICA_SPECS:
+        replicas = plan_replicas(job)
+        executables = tuple(r["argv"][0] for r in replicas)
+        argv = [sys.executable, REPLICA_LAUNCHER, json.dumps({"kind": job["kind"], "replicas": replicas})]
+        env = {}
     return LaunchSpec(
-        argv=[expand(a, env) for a in command + args],
+        argv=argv,
+        executables=executables,
         env=env,
         working_dir=working_dir,
         active_deadline_seconds=_number(deadline, "spec.activeDeadlineSeconds"),
@@ -89,6 +101,47 @@ def select_container(job: dict) -> tuple[dict, dict]:
     chosen = next((c for c in containers if isinstance(c, dict) and c.get("name") == wanted),
                   containers[0])
     return pod_spec, chosen
+
+
+MAX_REPLICAS = 32
+# Run as a script (it imports only the standard library), from whatever working directory.
+REPLICA_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "local_replicas.py")
+
+
+def plan_replicas(job: dict) -> list[dict]:
+    """Every replica of a TFJob/PyTorchJob as the local replica launcher runs it, the master
+    (chief/master, else worker 0; PyTorch: Master) first: {type, index, argv, env, workingDir}.
+    The launcher adds what the operator would set (TF_CONFIG; MASTER_ADDR/PORT, WORLD_SIZE, RANK)."""
+    kind = job["kind"]
+    wanted, roles = _KINDS[kind]
+    specs = _obj(_obj(job.get("spec")).get(_REPLICA_SPECS[kind]))
+    by_role = {str(role).lower(): role for role in specs}
+    master_role = next((by_role[r] for r in roles if r in by_role), next(iter(specs), None))
+    out: list[dict] = []
+    for role in sorted(specs, key=lambda r: r != master_role):
+        replica = _obj(specs[role])
+        count = replica.get("replicas", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise StartError(f"{kind} {role}: replicas must be a non-negative integer, got {count!r}")
+        pod_spec = _obj(_obj(replica.get("template")).get("spec"))
+        containers = [c for c in pod_spec.get("containers") or [] if isinstance(c, dict)]
+        if not containers:
+            raise StartError(f"{kind} {role} has no containers in its pod template")
+        container = next((c for c in containers if c.get("name") == wanted), containers[0])
+        env = build_env(container)
+        command = _string_list(container, "command")
+        if not command:
+            raise StartError(f"{kind} {role}: container {container.get('name') or '(unnamed)'}: no command "
+                             f"given; the command must be set explicitly")
+        argv = [expand(a, env) for a in command + _string_list(container, "args")]
+        for index in range(count):
+            out.append({"type": str(role), "index": index, "argv": argv, "env": env,
+                        "workingDir": container.get("workingDir") or None})
+    if not out:
+        raise StartError(f"{kind} has no replicas to run")
+    if len(out) > MAX_REPLICAS:
+        raise StartError(f"{kind} has {len(out)} replicas; at most {MAX_REPLICAS} run on one machine")
+    return out
 
 
 def build_env(container: dict) -> dict[str, str]:

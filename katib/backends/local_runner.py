@@ -229,7 +229,9 @@ class LocalRunner:
                 spec = lp.plan_launch(job)
                 env = {**self._base_env, **spec.env}
                 work_dir = lj.working_dir(path, spec.working_dir)
-                lp.check_executable(spec.argv[0], path=env.get("PATH", os.defpath), cwd=work_dir)
+                for executable in (spec.argv[0], *spec.executables):
+                    lp.check_executable(executable, path=env.get("PATH", os.defpath), cwd=work_dir)
+                env["KATIB_JOB_DIR"] = str(path)  # where a multi-replica job keeps its replicas' logs
                 if metrics_file is not None:
                     lw.prepare_metrics_file(metrics_file, path)
                 pid = lj.spawn(path, work_dir, spec.argv, env)
