@@ -2,7 +2,7 @@
 
 Flags follow upstream's collectors: `-t` trial name, `-m` metric names and `-f` filters
 (`;`-separated), `-path` the metrics file (StdOut/File) or event directory (TensorFlowEvent),
-`-s` the katib address (`host:port` or a URL). With `-s` it waits for the training process (PID
+`-kind PrometheusMetric -url URL` to scrape the trainer's endpoint while it runs, `-s` the katib address (`host:port` or a URL). With `-s` it waits for the training process (PID
 watching, or `-wait-pid`), parses, and reports to katib's observation API with the trial's
 token (`-token-file`, or $KATIB_COLLECTOR_TOKEN), retrying until `-deadline` seconds have passed
 and keeping the report spooled on disk meanwhile (`-spool`). Without `-s` it prints the
@@ -26,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", dest="filters", default="", help="filter regexps, ';'-separated")
     p.add_argument("-path", "--path", dest="path", default="-",
                    help="metrics file, or a directory of TensorBoard event files ('-': stdin)")
-    p.add_argument("-kind", dest="kind", choices=("auto", "StdOut", "File", "TensorFlowEvent"), default="auto",
-                   help="what -path holds (auto: a directory is TensorFlowEvent, else a text file)")
+    p.add_argument("-kind", dest="kind", choices=("auto", "StdOut", "File", "TensorFlowEvent", "PrometheusMetric"),
+                   default="auto", help="what to read (auto: a -path directory is TensorFlowEvent, else a text file)")
+    p.add_argument("-url", dest="url", default="", help="PrometheusMetric: the endpoint to scrape")
     p.add_argument("-s", dest="server", default="", help="katib address (host:port or URL); none: print")
     p.add_argument("-token-file", dest="token_file", default="",
                    help="file holding this trial's token (default: $KATIB_COLLECTOR_TOKEN)")
@@ -55,8 +56,10 @@ def is_events(args) -> bool:
     return args.kind == "TensorFlowEvent" or (args.kind == "auto" and args.path != "-" and Path(args.path).is_dir())
 
 
-def collect(args) -> list:
+def collect(args, scraper=None) -> list:
     names, filters = split_list(args.metric_names), split_list(args.filters)
+    if scraper is not None:
+        return scraper.logs
     if is_events(args):
         from collector.tfevent import parse_directory
         return parse_directory(args.path, names)
@@ -68,14 +71,34 @@ def collect(args) -> list:
     return parse_text(text, names, filters)
 
 
-def wait(args) -> None:
+def wait(args, scraper=None) -> None:
+    """Wait for the training process; a PrometheusMetric scraper reads the endpoint every poll
+    interval meanwhile (and once more at the end, in case the endpoint outlives the process)."""
+    import time
+
     from collector.wait import top_level_pids, wait_for
 
-    if args.no_wait or args.path == "-":
+    if scraper is not None:
+        scraper.once(time.time())
+    if args.no_wait or (args.path == "-" and scraper is None) or (not args.server and not args.wait_pid):
         return
-    marker_dir = args.path if is_events(args) else str(Path(args.path).parent)
+    marker_dir = None
+    if scraper is None:
+        marker_dir = args.path if is_events(args) else str(Path(args.path).parent)
+    elif args.path != "-":
+        marker_dir = str(Path(args.path).parent)
+
+    def pause(seconds: float) -> None:
+        time.sleep(seconds)
+        if scraper is not None:
+            scraper.once(time.time())
+
     pids = [args.wait_pid] if args.wait_pid else top_level_pids()
-    wait_for(pids, marker_dir=marker_dir, poll=args.poll, timeout=args.timeout or None)
+    try:
+        wait_for(pids, marker_dir=marker_dir, poll=args.poll, timeout=args.timeout or None, sleep=pause)
+    finally:
+        if scraper is not None:
+            scraper.once(time.time())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             compile_filter(fmt)
     except FilterError as err:
         return fail(str(err), 2)
+    scraper = None
+    if args.kind == "PrometheusMetric":
+        if not args.url:
+            return fail("-kind PrometheusMetric needs -url (the trainer's metrics endpoint)", 2)
+        from collector.prometheus import Scraper
+        scraper = Scraper(args.url, split_list(args.metric_names))
     token = ""
     if args.server:
         try:
@@ -96,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             return fail("a trial token is needed to report (-token-file or $KATIB_COLLECTOR_TOKEN)", 2)
         from collector.wait import WaitError
         try:
-            wait(args)
+            wait(args, scraper)
         except WaitError as err:
             return fail(str(err))
+    elif scraper is not None:
+        wait(args, scraper)
     try:
-        logs = collect(args)
+        logs = collect(args, scraper)
     except OSError as err:
         return fail(f"cannot read metrics: {err}")
     metric_logs = [log.to_api() for log in logs]
@@ -110,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from collector.report import ReportError, deliver, spool
 
-    base = Path(args.path) if is_events(args) else Path(args.path).parent
+    base = Path(args.path) if is_events(args) else Path(args.path).parent if args.path != "-" else Path(".")
     directory = Path(args.spool) if args.spool else base / ".katib-spool"
     try:
         spool(directory, args.trial_name, metric_logs)

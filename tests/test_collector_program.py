@@ -212,3 +212,50 @@ def test_key_file_is_private_and_stable(tmp_path):
     again = obs.CollectorKey.load_or_create(tmp_path / "k" / "collector.key")
     assert key.trial_token("a") == again.trial_token("a") != again.trial_token("b")
     assert obs.CollectorKey.load_or_create(tmp_path / "other.key").trial_token("a") != key.trial_token("a")
+
+
+EXPORTER = r"""
+import http.server, sys, threading, time
+state = {"accuracy": "0.1"}
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("# HELP accuracy validation accuracy\n# TYPE accuracy gauge\n"
+                f"accuracy{{split=\"val\"}} {state['accuracy']}\nloss 0.5 1700000000000\nother 7\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+for value in ("0.2", "0.3", "0.4", "0.5"):
+    time.sleep(0.4)
+    state["accuracy"] = value
+time.sleep(0.4)
+"""
+
+
+def test_prometheus_metrics_are_scraped_while_the_trainer_runs(katib, tmp_path):
+    katib.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "exporter.py"
+    script.write_text(EXPORTER)
+    proc = subprocess.Popen([sys.executable, str(script), str(port)])
+    col = subprocess.Popen(
+        [sys.executable, "-m", "collector", "-t", "p1", "-m", "accuracy;loss", "-kind", "PrometheusMetric",
+         "-url", f"http://127.0.0.1:{port}/metrics", "-s", f"127.0.0.1:{katib.port}",
+         "-token-file", katib.token_file("p1"), "-ca-file", str(katib.certs.files.ca_cert),
+         "-spool", str(tmp_path / "spool"), "-wait-pid", str(proc.pid), "-p", "0.1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = col.communicate(timeout=60)
+    proc.wait()
+    assert col.returncode == 0, err
+    got = values(katib, "p1")
+    accuracy = [v for name, v in got if name == "accuracy"]
+    assert accuracy[-1] == "0.5" and accuracy == sorted(set(accuracy))  # each change once, in order
+    assert len(accuracy) >= 3
+    assert [v for name, v in got if name == "loss"] == ["0.5"]  # own timestamp: recorded once
+    assert all(name in ("accuracy", "loss") for name, _ in got)
