@@ -179,6 +179,18 @@ def test_which_pods_are_mutated(pod_change, trial_kind, expected):
     assert got is (tr if expected else None)
 
 
+def test_prometheus_sidecar_scrapes_the_trainers_endpoint():
+    config = KatibConfig({"metrics-collector-sidecar": json.dumps({"PrometheusMetric": {"image": "katib:1"}})})
+    tr = trial(kind="PrometheusMetric", source={"httpGet": {"port": 9090, "path": "metrics/x"}})
+    out = wp.inject(job_pod(), tr, config=config, report_address=ADDR, job_kind="Job")
+    training, side = out["spec"]["containers"]
+    assert side["name"] == "metrics-collector" and side["image"] == "katib:1"
+    assert side["args"] == ["-t", "random-example-fm2g6jpj", "-m", "Validation-accuracy;Train-accuracy", "-s", ADDR,
+                            "-kind", "PrometheusMetric", "-url", "http://localhost:9090/metrics/x"]
+    assert training == job_pod()["spec"]["containers"][0]  # nothing to rewrite, nothing mounted
+    assert "volumes" not in out["spec"] and out["spec"]["shareProcessNamespace"] is True
+
+
 @pytest.mark.parametrize("tr,pod,message", [
     (trial(kind="PrometheusMetric"), job_pod(), "Cannot support metricsCollector injection for kind PrometheusMetric"),
     (trial(), job_pod(containers=[{"name": "t", "image": "x", "args": ["--lr=1"]}]), "container 't' has no command"),

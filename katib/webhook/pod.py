@@ -5,7 +5,8 @@ is a Trial's, the master pod of the job, a collector kind other than None); `inj
 ...)` returns the mutated pod: the sidecar (or the Custom collector's container verbatim),
 `shareProcessNamespace`, the metrics volume on the sidecar and the training container, and the
 training command rewritten so that StdOut lands in the metrics file and success leaves a
-`<dir>/<pid>.pid` marker. `mutate(body, ...)` answers an AdmissionReview with the JSON patch.
+`<dir>/<pid>.pid` marker; a PrometheusMetric sidecar gets `-kind PrometheusMetric -url
+http://localhost:<port><path>` (ours: upstream never collected that kind). `mutate(body, ...)` answers an AdmissionReview with the JSON patch.
 
 Departure from upstream (docs/divergences.md): a training container without an explicit
 `command` is refused with a message naming it (upstream asked the image registry for the image's
@@ -104,11 +105,21 @@ def sidecar(trial: dict, *, config, report_address: str, mounted: tuple[str, str
     filters = ((collector.get("source") or {}).get("filter") or {}).get("metricsFormat") or []
     if filters:
         args += ["-f", ";".join(filters)]
+    if kind == "PrometheusMetric":  # ours: upstream had no collector for this kind
+        args += ["-kind", "PrometheusMetric", "-url", prometheus_url(collector)]
     resources = {part: {**DEFAULT_RESOURCES[part], **((entry.resources or {}).get(part) or {})}
                  for part in ("requests", "limits")}
     return {"name": "metrics-logger-and-collector" if kind in ("StdOut", "File") else "metrics-collector",
             "image": entry.image, "imagePullPolicy": entry.image_pull_policy, "args": args,
             "resources": resources}
+
+
+def prometheus_url(collector: dict) -> str:
+    """The trainer's endpoint as the sidecar reaches it: the pod's own network, so localhost."""
+    http = (collector.get("source") or {}).get("httpGet") or {}
+    scheme = str(http.get("scheme") or "HTTP").lower()
+    path = str(http.get("path") or "/metrics")
+    return f"{scheme}://localhost:{http.get('port') or 8080}{path if path.startswith('/') else '/' + path}"
 
 
 def training_container(pod: dict, job_kind: str) -> dict | None:
