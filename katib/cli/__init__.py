@@ -27,9 +27,9 @@ def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentPa
                     "`katib.py --fake` alone runs the control plane on the local fake backend.")
     parser.add_argument("--fake", action="store_true",
                         help="keep objects in this process instead of a Kubernetes cluster "
-                             "(needed by `run` and `serve`)")
+                             "(needed by `run`, `get` and `serve`)")
     parser.add_argument("--db", metavar="PATH",
-                        help="database file or URL for the fake backend (used by `run` and `serve`; "
+                        help="database file or URL for the fake backend (used by `run`, `get` and `serve`; "
                              "their own --db wins)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in modules if modules is not None else command_modules():
