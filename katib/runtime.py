@@ -133,10 +133,13 @@ class FakeControlPlane:
 
     def __init__(self, *, db_url: str | None, work_dir: Path, status_interval: float = 0.2,
                  seed: int | None = None, clock=None, max_parallel: int | None = None,
-                 backend_options: dict | None = None, controller_view: Callable | None = None):
+                 backend_options: dict | None = None, controller_view: Callable | None = None,
+                 informer_threads: bool = False):
         """`backend_options`: extra FakeBackend arguments (watch_history, served);
         `controller_view(backend)`: what the controllers talk to instead of the backend itself
-        (tests: fake_flaky.FlakyWatches, late and cut watches)."""
+        (tests: fake_flaky.FlakyWatches, late and cut watches); `informer_threads`: watch on
+        one thread per kind as against a cluster, instead of on the controllers' thread woken
+        by the fake's writes (Manager)."""
         from katib.clock import Clock
         from katib.config import KatibConfig
         from katib.db import acquire_control, connect
@@ -156,13 +159,13 @@ class FakeControlPlane:
         try:
             self._assemble(db_url=db_url, work_dir=work_dir, status_interval=status_interval,
                            seed=seed, max_parallel=max_parallel, backend_options=backend_options or {},
-                           controller_view=controller_view)
+                           controller_view=controller_view, informer_threads=informer_threads)
         except BaseException:  # a corrupt row, a full disk...: let the next process in
             self._release()
             raise
 
     def _assemble(self, *, db_url, work_dir, status_interval, seed, max_parallel, backend_options,
-                  controller_view) -> None:
+                  controller_view, informer_threads) -> None:
         from katib.backends.fake import FakeBackend
         from katib.backends.kubelet import LocalKubelet
         from katib.backends.local_runner import LocalRunner
@@ -181,7 +184,8 @@ class FakeControlPlane:
         self.ctx = Context(backend=view, db=self.db, clock=self.clock, config=self.config,
                            get_configmap=get_configmap, status_interval=status_interval, seed=seed,
                            observations=self.observations)
-        self.manager = Manager(self.ctx, on_fatal=self.fail)
+        self.manager = Manager(self.ctx, on_fatal=self.fail, threaded=informer_threads,
+                               wake_on_change=not informer_threads)
         self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
         self.kubelet = LocalKubelet(self.backend, self.runner, observations=self.observations,
                                     clock=self.clock, working_dir=str(Path.cwd()),

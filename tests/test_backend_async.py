@@ -24,9 +24,10 @@ def finished(plane, name: str) -> dict | None:
     return exp if done and not status.get("trialsRunning") and not status.get("trialsPending") else None
 
 
-def run_plane(tmp_path: Path, *, view=None, backend_options=None, names=("a", "b")) -> tuple[FakeControlPlane, dict]:
+def run_plane(tmp_path: Path, *, view=None, backend_options=None, names=("a", "b"),
+              threads: bool = True) -> tuple[FakeControlPlane, dict]:
     plane = FakeControlPlane(db_url=str(tmp_path / "k.db"), work_dir=tmp_path, seed=5, status_interval=0.05,
-                             backend_options=backend_options, controller_view=view)
+                             backend_options=backend_options, controller_view=view, informer_threads=threads)
     for name in names:
         plane.backend.create(shell_experiment(name, script="", parallel=3, max_trials=MAX_TRIALS, x_max=40))
     plane.start()
@@ -59,8 +60,10 @@ def assert_ended_exactly(plane: FakeControlPlane, ends: dict[str, dict], tmp_pat
     assert len(job_dirs) == MAX_TRIALS * len(ends), "a job ran twice (or one never ran)"
 
 
-@pytest.mark.parametrize("case", ["prompt", "late", "dropped", "expired", "history-exceeded"])
+@pytest.mark.parametrize("case", ["polled", "prompt", "late", "dropped", "expired", "history-exceeded"])
 def test_asynchronous_watches_reach_the_same_end_states(tmp_path, case):
+    """`polled` is how `katib.py --fake` runs (informers on the controllers' thread, woken by
+    the fake's writes); every other case has one informer thread per kind, as on a cluster."""
     options, view, flaky = None, None, {}
 
     def wrap(**kwargs):
@@ -77,9 +80,10 @@ def test_asynchronous_watches_reach_the_same_end_states(tmp_path, case):
         view = wrap(delay=0.001, expire_after=5)
     elif case == "history-exceeded":  # real 410s: a late watcher falls out of a tiny history
         view, options = wrap(delay=0.01), {"watch_history": 2}
-    plane, ends = run_plane(tmp_path, view=view, backend_options=options)
+    plane, ends = run_plane(tmp_path, view=view, backend_options=options, threads=case != "polled")
     assert_ended_exactly(plane, ends, tmp_path)
     informers = plane.manager.informers.informers
+    assert plane.manager.informers.threads == [] or case != "polled"
     if case == "dropped":
         assert flaky["view"].dropped > 0 and sum(i.rewatches for i in informers.values()) >= flaky["view"].dropped
     if case == "expired":
@@ -102,10 +106,11 @@ def test_a_cluster_without_tfjob_and_pytorchjob_is_served(tmp_path, caplog):
         ["PyTorchJob", "TFJob"]
 
 
-def test_the_controllers_wait_for_their_first_lists(tmp_path):
+@pytest.mark.parametrize("threads", [True, False])
+def test_the_controllers_wait_for_their_first_lists(tmp_path, threads):
     """Until every informer has listed, no reconcile runs: acting on a partial view would
     create trials that exist."""
-    plane = FakeControlPlane(db_url=str(tmp_path / "k.db"), work_dir=tmp_path, seed=5)
+    plane = FakeControlPlane(db_url=str(tmp_path / "k.db"), work_dir=tmp_path, seed=5, informer_threads=threads)
     informer = plane.manager.informers.informers["Trial"]
     real_relist, gate = informer.relist, __import__("threading").Event()
 

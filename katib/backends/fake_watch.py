@@ -19,6 +19,7 @@ from katib.backends.base import WatchEvent
 from katib.errors import Expired
 
 WAIT_SLICE = 0.25  # seconds: how often a blocked stream looks at its `stop` event
+COALESCE = 0.001   # seconds a woken stream lets further changes gather before it delivers
 
 
 class History:
@@ -68,7 +69,13 @@ class History:
         with self.cond:
             dropped, expired = self.dropped, self.expired
         last = since
+        waited = False
         while True:
+            if waited:
+                # A writer usually commits several changes in a row (a reconcile's writes):
+                # one wake-up for all of them instead of one per change, much less GIL traffic.
+                time.sleep(COALESCE)
+                waited = False
             with self.cond:
                 while True:
                     if self.dropped != dropped:
@@ -76,14 +83,16 @@ class History:
                     if self.expired != expired or last < self.horizon:
                         raise Expired(f"too old resource version: {last} ({self.horizon})")
                     batch = self._after(last)
-                    if batch:
+                    if batch or waited:
                         break
                     if stop is not None and stop.is_set():
                         return
                     wait = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - time.monotonic())
                     if wait <= 0:
                         return
-                    self.cond.wait(wait)
+                    waited = self.cond.wait(wait)
+            if waited:
+                continue  # woken by a change: gather, then deliver
             for rv, event in batch:
                 last = rv
                 if namespace is None or (event.object["metadata"].get("namespace") or "") == namespace:

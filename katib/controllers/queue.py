@@ -25,6 +25,7 @@ class WorkQueue:
         self._delayed: list[tuple[float, int, Key]] = []
         self._seq = 0
         self._failures: dict[Key, int] = {}
+        self._poked = False
         self._cond = threading.Condition()
 
     def add(self, key: Key) -> None:
@@ -76,6 +77,9 @@ class WorkQueue:
                     self._queued.discard(key)
                     self._processing.add(key)
                     return key
+                if self._poked:  # someone asked the consumer to look elsewhere first
+                    self._poked = False
+                    return None
                 wait = None if deadline is None else deadline - self.clock.monotonic()
                 if self._delayed:
                     due = self._delayed[0][0] - self.clock.monotonic()
@@ -94,5 +98,7 @@ class WorkQueue:
                 self._enqueue(key)
 
     def wake(self) -> None:
+        """Make a waiting (or the next) `get` return, with None if no key is ready."""
         with self._cond:
+            self._poked = True
             self._cond.notify_all()
