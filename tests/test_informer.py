@@ -194,3 +194,41 @@ def test_threads_sync_then_deliver_every_change_despite_drops_and_expiry(backend
     for change in seen.changes:
         last[change.object["metadata"]["name"]] = change.type
     assert {n for n, t in last.items() if t != DELETED} == {k[1] for k in expected}
+
+
+# ---- own writes ------------------------------------------------------------------------------
+def test_own_writes_are_recognised_by_the_version_written():
+    from katib.controllers.context import Context
+
+    ctx = Context(backend=None, db=None, clock=FakeClock(), config=None, get_configmap=lambda ns, n: None)
+    t = {"kind": "Trial", "metadata": {"namespace": NS, "name": "t", "resourceVersion": "5"}}
+    later = {"kind": "Trial", "metadata": {"namespace": NS, "name": "t", "resourceVersion": "6"}}
+    ctx.wrote("trial", t)
+    assert not ctx.is_own_change("experiment", Change(MODIFIED, t))   # another controller's view
+    assert ctx.is_own_change("trial", Change(MODIFIED, t))
+    assert not ctx.is_own_change("trial", Change(MODIFIED, t))        # once
+    ctx.wrote("trial", t)
+    assert not ctx.is_own_change("trial", Change(MODIFIED, later))    # someone else's newer write
+    job = {"kind": "Job", "metadata": {"namespace": NS, "name": "j", "resourceVersion": "7"}}
+    marked = {"kind": "Job", "metadata": {**job["metadata"], "resourceVersion": "8", "deletionTimestamp": "x"}}
+    ctx.deleting("trial", "Job", NS, "j")
+    assert ctx.is_own_change("trial", Change(MODIFIED, marked))
+    assert ctx.is_own_change("trial", Change(DELETED, marked))
+    assert not ctx.is_own_change("trial", Change(DELETED, marked))
+
+
+def test_the_trial_controller_is_not_woken_by_its_own_writes():
+    from katib.controllers.manager import Manager
+    from tests.world import World, make_experiment
+
+    world = World()
+    world.apply(make_experiment(parallel_trial_count=1, max_trial_count=1))
+    world.run_until_idle()
+    keys: list[tuple] = []
+    real = Manager.process
+    world.manager.process = lambda key: (keys.append(key), real(world.manager, key))
+    world.jobs.finish_all(stdout="accuracy=0.5\n")
+    world.run_until_idle()
+    # The job's completion wakes the trial once; its status write, the job's deletion (mark,
+    # then gone) are its own and wake it no more.
+    assert [k for k in keys if k[0] == "trial"] == [("trial", "default", world.trials()[0]["metadata"]["name"])]
