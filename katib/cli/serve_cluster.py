@@ -1,17 +1,121 @@
 """`katib.py serve` without `--fake`: the controllers against a Kubernetes cluster.
 
-Not built yet; `serve.py` dispatches here so that the cluster mode can grow in its own module."""
+`--kubeconfig PATH` (default: in-cluster inside a pod, else $KUBECONFIG or ~/.kube/config)
+says which cluster; `--db` is Katib's DB (observation logs), shared by the replicas. With
+`--leader-elect` only the holder of the Lease `--lease-namespace`/katib-controller
+reconciles; a standby waits, and takes over `--lease-duration` seconds after the leader's last
+renewal. A leader that loses the lease (renewals failing past the deadline, another holder)
+exits at once with `error: leader election lost...` (exit 1): a restart by its Deployment is
+the recovery, as with controller-runtime. SIGINT/SIGTERM stop it with exit 0, releasing the
+lease. Exit 2: an unusable kubeconfig, an unreachable API server, a cluster without Katib's
+CRDs, an unusable database."""
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
+import threading
+
+DEFAULT_LEASE_DURATION = 15.0
+DEFAULT_LEASE_NAMESPACE = "kubeflow"
+EXIT_LOST = 1
+
+
+def _positive_seconds(text: str) -> float:
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second: {text}")
+    return value
 
 
 def add_arguments(parser) -> None:
-    """Flags of the cluster mode only (none yet)."""
+    """Flags of the cluster mode (`--kubeconfig` is serve's, shared with --fake)."""
+    import argparse
+
+    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=False,
+                        help="without --fake: reconcile only while holding the Lease (for several replicas); "
+                             "--no-leader-elect turns it off")
+    parser.add_argument("--lease-duration", type=_positive_seconds, default=DEFAULT_LEASE_DURATION,
+                        metavar="SECONDS",
+                        help=f"without --fake: how long a leader's lease lasts without renewal (default "
+                             f"{DEFAULT_LEASE_DURATION:g}); renewed every 2/15 of it, lost after 2/3 of it")
+    parser.add_argument("--lease-namespace", default=DEFAULT_LEASE_NAMESPACE, metavar="NS",
+                        help=f"namespace of the Lease (default {DEFAULT_LEASE_NAMESPACE})")
+    parser.add_argument("--identity", metavar="NAME",
+                        help="this replica's holderIdentity in the Lease (default HOSTNAME_PID)")
 
 
 def run(args) -> int:
-    from katib.cli.run import EXIT_ERROR
+    from katib.cli.run import EXIT_ERROR, db_location
+    from katib.cluster import ClusterControlPlane, ClusterUnusable, connect_cluster
+    from katib.errors import KatibError
+    from katib.runtime import one_line
 
-    print("error: only the fake backend exists so far: use `katib.py --fake serve`", file=sys.stderr)
-    return EXIT_ERROR
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        backend = connect_cluster(args.kubeconfig)
+    except (ClusterUnusable, KatibError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    plane = ClusterControlPlane(backend, db_url=db_location(args)[0], seed=args.seed)
+    elector = None
+    try:
+        if args.leader_elect:
+            elector = _elect(backend, args, stop)
+            if elector is None:
+                return 0   # stopped while standing by
+        try:
+            plane.start()
+        except KatibError as err:
+            print(f"error: {one_line(err)}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"reconciling on {backend.host} (db {plane.db.url}"
+              + (f"; leader {elector.identity})" if elector else ")"), file=sys.stderr, flush=True)
+        while not stop.wait(0.2):
+            if plane.failed.is_set():
+                print(f"error: {plane.failure}", file=sys.stderr)
+                return EXIT_ERROR
+        return 0
+    finally:
+        plane.stop()
+        if elector is not None:
+            elector.release()
+        backend.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _elect(backend, args, stop: threading.Event):
+    """Stand by until this replica leads (the elector then keeps renewing on its thread);
+    None if `stop` came first."""
+    from katib.leader import LeaderElector
+
+    won = threading.Event()
+    elector = LeaderElector(backend, namespace=args.lease_namespace, identity=args.identity,
+                            lease_duration=args.lease_duration, on_started_leading=won.set,
+                            on_stopped_leading=_lost)
+    print(f"waiting to lead: lease {args.lease_namespace}/{elector.name} as {elector.identity}",
+          file=sys.stderr, flush=True)
+    threading.Thread(target=elector.run, args=(stop,), name="leader-election", daemon=True).start()
+    while not won.wait(0.2):
+        if stop.is_set():
+            return None
+    print(f"leading: lease {args.lease_namespace}/{elector.name} acquired as {elector.identity}",
+          file=sys.stderr, flush=True)
+    return elector
+
+
+def _lost(reason: str) -> None:
+    """Stop reconciling at once: no cleanup that could still write (controller-runtime exits)."""
+    try:
+        print(f"error: {reason}", file=sys.stderr, flush=True)
+    finally:
+        os._exit(EXIT_LOST)
