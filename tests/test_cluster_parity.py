@@ -1,0 +1,67 @@
+"""The same experiment ends the same way run by `katib.py --fake run` and applied to
+`katib.py --fake serve --api-only` (the stand-in cluster) with `katib.py serve --kubeconfig`
+(KubeBackend, no leader election) as its controller: the same final condition, counts, trial
+assignments with their metrics, and optimal trial."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.apiserver_fixture import start_api_server
+from tests.experiments import shell_experiment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def outcome(exp: dict, trials: list[dict]) -> dict:
+    status = exp["status"]
+    best = status["currentOptimalTrial"]
+    return {
+        "condition": [c["type"] for c in status["conditions"] if c.get("status") == "True"][-1],
+        "counts": {k: status.get(k) for k in ("trialsSucceeded", "trialsFailed", "trialsRunning", "trials")},
+        "trials": sorted((a["value"], *(float(m["value"]) for m in (t["status"]["observation"]["metrics"])))
+                         for t in trials for a in t["spec"]["parameterAssignments"]),
+        "best": (best["parameterAssignments"], [float(m["value"]) for m in best["observation"]["metrics"]]),
+    }
+
+
+def test_cluster_controller_ends_as_fake_run(tmp_path):
+    exp = shell_experiment("parity", script="", parallel=2, max_trials=4, x_max=20)
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps(exp))
+    local = subprocess.run([sys.executable, str(ROOT / "katib.py"), "--fake", "--db", str(tmp_path / "local.db"),
+                            "run", str(path), "-o", "json", "--quiet"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+    assert local.returncode == 0, local.stderr
+    [ran] = json.loads(local.stdout)
+    expected = outcome(ran["experiment"], ran["trials"])
+    assert expected["condition"] == "Succeeded" and expected["counts"]["trialsSucceeded"] == 4 and \
+        len(expected["trials"]) == 4, expected
+
+    server = start_api_server(tmp_path / "cluster", api_only=True, db=tmp_path / "cluster.db")
+    controller = subprocess.Popen([sys.executable, str(ROOT / "katib.py"), "serve", "--kubeconfig",
+                                   str(server.kubeconfig), "--db", str(tmp_path / "cluster.db")],
+                                  cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        server.kubectl("apply", "-f", str(path))
+        api = server.custom_objects()
+        deadline = time.monotonic() + 90
+        while True:
+            got = api.get_namespaced_custom_object("kubeflow.org", "v1alpha3", "default", "experiments", "parity")
+            conds = (got.get("status") or {}).get("conditions") or []
+            if conds and conds[-1]["type"] in ("Succeeded", "Failed"):
+                break
+            assert controller.poll() is None, controller.stdout.read()
+            assert time.monotonic() < deadline, got.get("status")
+            time.sleep(0.2)
+        trials = api.list_namespaced_custom_object("kubeflow.org", "v1alpha3", "default", "trials",
+                                                   label_selector="experiment=parity")["items"]
+        assert outcome(got, trials) == expected
+    finally:
+        controller.terminate()
+        controller.wait(15)
+        server.stop()
+    assert controller.returncode == 0
