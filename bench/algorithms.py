@@ -24,11 +24,17 @@ budget, so each repeat is one the space did not force). Results: a markdown repo
 and bench/results/algorithms.md + .json. Progress goes to stderr."""
 from __future__ import annotations
 
+import os
+
+# One BLAS thread for ours too (the peers get the same in peer_env): on 2 shared cores a
+# multi-threaded OpenBLAS makes a 200 × 200 Cholesky 4 to 30 times slower, not faster.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
 import argparse
 import functools
 import json
 import math
-import os
 import subprocess
 import sys
 import threading

@@ -62,14 +62,14 @@ def test_a_valid_experiment_has_no_problems(name):
 
 
 def test_there_are_exactly_the_eight_upstream_names_and_issue_9s():
-    assert sorted(ALGORITHMS) == ["bayesianoptimization", "cmaes", "darts", "enas", "grid", "hyperband",
+    assert sorted(ALGORITHMS) == ["auto", "bayesianoptimization", "cmaes", "darts", "enas", "grid", "hyperband",
                                   "multivariate-tpe", "random", "sobol", "tpe"]
 
 
 def test_unknown_algorithm_name():
     assert run("chocolate-random") == [(
         "spec.algorithm.algorithmName",
-        "unknown algorithm name chocolate-random: must be one of bayesianoptimization, cmaes, darts, enas, "
+        "unknown algorithm name chocolate-random: must be one of auto, bayesianoptimization, cmaes, darts, enas, "
         "grid, hyperband, multivariate-tpe, random, sobol, tpe",
     )]
 

@@ -84,6 +84,7 @@ class History:
     rows: np.ndarray  # (n, axes)
     losses: np.ndarray  # (n,)
     keys: list[Key]
+    conditions: list[str] = ()  # each trial's condition, in row order
 
 
 def read_history(space: Space, trials: list[TrialRecord], objective_type: str) -> History:
@@ -94,7 +95,8 @@ def read_history(space: Space, trials: list[TrialRecord], objective_type: str) -
     losses = [sign * float(t.value) if t.condition == "Succeeded" and t.value is not None and math.isfinite(t.value)
               else math.nan for t in kept]
     return History(rows=units[keep], losses=np.array(losses, dtype=float),
-                   keys=list(zip(*(column[keep].tolist() for column in coordinates))) if kept else [])
+                   keys=list(zip(*(column[keep].tolist() for column in coordinates))) if kept else [],
+                   conditions=[t.condition for t in kept])
 
 
 def read_keys(space: Space, trials: list[TrialRecord]) -> set[Key]:

@@ -4,7 +4,7 @@ Each entry is a module with `NAME` and
 `validate_settings(*, parameters, settings, parallel_trial_count, nas_config)`; those that can
 already generate assignments also have `suggest(request) -> SuggestReply`. The names are the
 eight of upstream v1alpha3's default katib-config (algorithms.md §0), plus issue 9's
-`multivariate-tpe` and `sobol`.
+`multivariate-tpe`, `sobol` and `auto`.
 
 Upstream validated algorithm settings once, in the Suggestion, and stopped at the first
 problem; we validate at admission and report every problem as (field path, message)."""
@@ -13,14 +13,14 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Mapping, Sequence
 
-from . import bayesianoptimization, cmaes, darts, enas, grid, hyperband, multivariate_tpe, random, sobol, tpe
+from . import auto, bayesianoptimization, cmaes, darts, enas, grid, hyperband, multivariate_tpe, random, sobol, tpe
 from .base import SuggestReply, SuggestRequest
 from .settings import Problem
 from .space import validate_space
 
 ALGORITHMS: dict[str, ModuleType] = {
     module.NAME: module for module in (random, tpe, grid, bayesianoptimization, hyperband, cmaes, enas, darts,
-                                       multivariate_tpe, sobol)
+                                       multivariate_tpe, sobol, auto)
 }
 
 __all__ = ["ALGORITHMS", "can_suggest", "suggest", "validate_algorithm", "validate_space"]
