@@ -1,5 +1,7 @@
 """`katib.py --fake run FILE`: apply experiments to the local control plane, run them to the
-end with live progress on stderr, then print the result table (or JSON) on stdout.
+end with live progress on stderr, then print the result table (or JSON) on stdout. On a
+database that a `katib.py --fake serve` holds, the same through that server's API
+(katib.cli.remote): applied there, followed until the end, the same output and exit codes.
 
 Exit codes: 0 every experiment Succeeded with at least one succeeded trial; 1 an experiment
 Failed or no trial of one succeeded; 2 invalid input, an unusable database, or a worker that
@@ -69,6 +71,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", choices=("table", "json"), default="table",
                    help='result format on stdout (default: table); json is always a list of '
                         '{"experiment": ..., "trials": [...]}, one per experiment')
+    p.add_argument("--kubeconfig", metavar="PATH",
+                   help="when a `katib.py --fake serve` holds the database: the kubeconfig of its API "
+                        "(default DB.d/kubeconfig, where serve writes it); run then applies and follows "
+                        "the experiments through that API")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="also log the controllers' and the local kubelet's messages on stderr (what "
@@ -131,7 +137,8 @@ def apply(backend, exp: dict) -> str:
 def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
     """Read the Experiments of `paths` and open the local control plane: (plane, experiments),
     or (None, []) after printing one line per problem. `read_only_ok`: on a database another
-    process controls, a read-only view (plane.read_only) if these experiments are finished there."""
+    process controls, a read-only view (plane.read_only) if these experiments are finished there,
+    else the API of the serve holding it (katib.cli.remote.ApiPlane) if it answers."""
     experiments: list[dict] = []
     for path in paths:
         found, problems = load_experiments(path, args.namespace)
@@ -149,6 +156,9 @@ def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
                                      max_parallel=parallel_cap(args))
         except DatabaseLocked as locked:
             plane = read_only_ok and open_read_only(db_url=db, work_dir=work, experiments=experiments, locked=locked)
+            if not plane and read_only_ok:   # held by a serve: through its API
+                from katib.cli.remote import open_api_plane
+                plane = open_api_plane(args, db=db, work_dir=work)
             if not plane:
                 raise
     except (KatibError, OSError) as err:
@@ -214,19 +224,29 @@ def run(args) -> int:
         if plane.read_only:  # another process controls the DB; these experiments are finished
             return print_results(plane, [(e["metadata"]["namespace"], e["metadata"]["name"]) for e in experiments],
                                  args.output)
-        if not apply_all(plane, experiments, source=args.file, quiet=args.quiet, parallel=parallel_cap(args)):
+        remote = getattr(plane, "remote", False)
+        if remote and (args.seed is not None or args.parallel is not None):
+            print("warning: --seed and --parallel are the serve's to set: ignored when running through its API",
+                  file=sys.stderr)
+        if not apply_all(plane, experiments, source=args.file, quiet=args.quiet,
+                         parallel=None if remote else parallel_cap(args)):
             return EXIT_ERROR
         plane.start()
         # From here Ctrl-C only sets the flag: the wait loop stops the plane in order (and
         # stops at once if a start-up Ctrl-C was swallowed on the way).
         signal.signal(signal.SIGINT, lambda *_: interrupted.set())
         keys = [(e["metadata"]["namespace"], e["metadata"]["name"]) for e in experiments]
-        code = wait_for(plane, keys, interrupted=interrupted, quiet=args.quiet)
+        code = wait_for(plane, keys, interrupted=interrupted, quiet=args.quiet, said=interrupted_text(plane))
         if code is not None:
             return code
         return print_results(plane, keys, args.output)
     except KeyboardInterrupt:
-        return stop_interrupted()
+        return stop_interrupted(interrupted_text(plane))
+    except KatibError as err:   # through a serve's API: the server went away or refused
+        if not getattr(plane, "remote", False):
+            raise
+        print(f"error: the API at {plane.url}: {err}", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         if plane is not None:
             plane.stop(kill_jobs=True)
@@ -262,8 +282,16 @@ def startup_sigint(interrupted: threading.Event):
     return handler
 
 
-def stop_interrupted() -> int:
-    print(f"\n{INTERRUPTED}", file=sys.stderr)
+def interrupted_text(plane) -> str:
+    """What Ctrl-C did: stopped the trials (ours), or only the following (a serve's)."""
+    if getattr(plane, "remote", False):
+        from katib.cli.remote import FOLLOW_STOPPED
+        return FOLLOW_STOPPED.format(db=plane.db_arg)
+    return INTERRUPTED
+
+
+def stop_interrupted(said: str = INTERRUPTED) -> int:
+    print(f"\n{said}", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
@@ -284,7 +312,7 @@ def running_ages(plane, exp: dict) -> list[float]:
 
 
 def wait_for(plane, keys, *, interrupted: threading.Event, quiet: bool, stream=None,
-             heartbeat: float = HEARTBEAT_SECONDS, poll: float = 0.2) -> int | None:
+             heartbeat: float = HEARTBEAT_SECONDS, poll: float = 0.2, said: str = INTERRUPTED) -> int | None:
     """Show progress until every experiment is done (None), Ctrl-C (130) or a worker thread of
     the plane failed (2, after `error: <why>`). On a terminal the line is rewritten in place;
     otherwise a line is printed when something changes, and at least every `heartbeat` s."""
@@ -311,7 +339,7 @@ def wait_for(plane, keys, *, interrupted: threading.Event, quiet: bool, stream=N
                 stream.write("\n")
             return None
         interrupted.wait(poll)
-    print(f"\n{INTERRUPTED}", file=stream)
+    print(f"\n{said}", file=stream)
     return EXIT_INTERRUPTED
 
 
