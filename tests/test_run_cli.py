@@ -76,10 +76,16 @@ def test_failing_trials_show_exit_code_logs_and_no_success_line_exit_1(tmp_path)
 
 
 def test_suggestion_failure_message_is_shown_exit_1(tmp_path):
-    path = write(tmp_path, experiment(algorithm="bayesianoptimization"))   # admitted; cannot suggest yet
+    exp = experiment(algorithm="enas")  # admitted; cannot suggest yet
+    del exp["spec"]["parameters"]
+    exp["spec"]["nasConfig"] = {
+        "graphConfig": {"numLayers": 2, "inputSizes": [32, 32, 3], "outputSizes": [10]},
+        "operations": [{"operationType": "convolution", "parameters": [
+            {"name": "filter_size", "parameterType": "categorical", "feasibleSpace": {"list": ["3", "5"]}}]}]}
+    path = write(tmp_path, exp)
     done = katib(str(path), "--db", str(tmp_path / "k.db"), "-q")
     assert done.returncode == 1, done.stderr
-    assert "Suggestion failed: Validation failed: algorithm bayesianoptimization is not implemented" in done.stdout
+    assert "Suggestion failed: Validation failed: algorithm enas is not implemented" in done.stdout
     assert "No trial succeeded: the Suggestion failed." in done.stdout
 
 
