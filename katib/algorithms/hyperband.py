@@ -235,7 +235,10 @@ class Schedule:
     def advance(self) -> None:
         """The rung is over: promote the best of it to the next rung, or open the next bracket."""
         if self.i < self.s:
-            promoted = self.best(self.plan.rung_size(self.s, self.i + 1))
+            # ceil(n_i/eta) of the rung as it ran (smaller than the arithmetic's only when the
+            # space ran out of configurations)
+            top = min(self.plan.rung_size(self.s, self.i + 1), -(-len(self.members) // self.plan.eta))
+            promoted = self.best(top)
             if promoted:
                 self.i += 1
                 resource = self.resource_text(self.s, self.i)

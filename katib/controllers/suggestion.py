@@ -41,6 +41,7 @@ NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.String: no vow
 STATE_KEY = "algorithmState"                    # our addition to SuggestionStatus (JSON text)
 CONTROLLER = "suggestion"                       # the manager's name for this controller (queue keys)
 SLOW_CALL = 10.0                                # seconds: a call still running is reported, then at 2x, 4x...
+SLOW_REPORT_MAX = 600.0                         # ... and then every 10 minutes
 WAIT_POLL = (1.0, 30.0)                         # seconds: first and longest wait between checks of a short reply
 
 
@@ -297,7 +298,8 @@ def start_call(ctx: Context, exp: dict, sug: dict, need: int, inputs: tuple) -> 
 
 
 def report_slow(ctx: Context, sug: dict, call: Call) -> float | None:
-    """A call still running: say so once it has taken SLOW_CALL seconds, again at each doubling.
+    """A call still running: say so once it has taken SLOW_CALL seconds, again at each doubling
+    (at most SLOW_REPORT_MAX apart).
     Returns when to report next, None when that is scheduled already (its reply wakes the
     Suggestion anyway)."""
     now = ctx.clock.monotonic()
@@ -309,7 +311,7 @@ def report_slow(ctx: Context, sug: dict, call: Call) -> float | None:
         logger.warning("[%s/%s] %s", meta["namespace"], meta["name"], message)
         ctx.event(sug, "Normal", "SuggestionSlow", message)
         while call.report_at <= elapsed:
-            call.report_at *= 2
+            call.report_at += min(call.report_at, SLOW_REPORT_MAX)
     due = call.started + call.report_at
     if call.due == due:
         return None
