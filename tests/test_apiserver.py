@@ -177,6 +177,11 @@ def test_server_side_apply_removes_fields_the_manager_dropped(h):
     code, out = h.request("PATCH", path, configmap("applied", data={"a": "3"}), content_type="application/apply-patch+yaml")
     assert code == 200 and out["data"] == {"a": "3"}
     assert [m["manager"] for m in out["metadata"]["managedFields"]] == ["me"]
+    code, out = h.request("PATCH", path, configmap("applied", data={"a": "3", "c": "5"}),
+                          content_type="application/apply-patch+yaml")
+    assert code == 200 and out["data"] == {"a": "3", "c": "5"}
+    code, out = h.request("PATCH", path, configmap("applied", data={"a": "3"}), content_type="application/apply-patch+yaml")
+    assert code == 200 and out["data"] == {"a": "3"}   # the record of the second apply was kept
     code, body = h.request("PATCH", f"{CM}/applied", configmap("applied"), content_type="application/apply-patch+yaml")
     assert code == 422 and body["details"]["causes"][0]["field"] == "fieldManager"
 

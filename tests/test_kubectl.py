@@ -171,3 +171,17 @@ def test_bad_listen_address_is_one_line(tmp_path, args):
                              "serve", *args], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.startswith("error: --listen") and result.stderr.count("\n") == 1
+
+
+def test_api_only_serves_the_api_without_katib_controllers(tmp_path):
+    server = start_api_server(tmp_path, api_only=True)
+    try:
+        assert "API only" in server.output()
+        server.kubectl("apply", "-f", write_experiment(tmp_path, "idle"))
+        time.sleep(1.5)   # with controllers, a Suggestion and trials appear within this time
+        exp = json.loads(server.kubectl("get", "experiment", "idle", "-o", "json").stdout)
+        assert exp["spec"]["metricsCollectorSpec"]["collector"]["kind"] == "StdOut"   # admission still applies
+        assert "status" not in exp
+        assert "No resources found" in server.kubectl("get", "suggestions,trials").stderr
+    finally:
+        assert server.stop() == 0

@@ -56,7 +56,7 @@ def run(args) -> int:
     from katib.cli.run import EXIT_ERROR
 
     try:
-        host, port = parse_listen(args.listen)
+        host, port = parse_listen(getattr(args, "listen", None) or DEFAULT_LISTEN)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
@@ -84,11 +84,13 @@ def _serve(args, host: str, port: int) -> int:
         _ensure_namespaces(plane.backend, ("default", "kubeflow", args.namespace))
         work = db_location(args)[1]
         try:
-            api = _start_api(plane.backend, host=host, port=port, work=work, kubeconfig=args.kubeconfig)
+            api = _start_api(plane.backend, host=host, port=port, work=work,
+                             kubeconfig=getattr(args, "kubeconfig", None))
         except (OSError, KatibError, ValueError) as err:
-            print(f"error: the API cannot listen on {args.listen}: {err}", file=sys.stderr)
+            print(f"error: the API cannot listen on {host}:{port}: {err}", file=sys.stderr)
             return EXIT_ERROR
-        if args.api_only:
+        api_only = getattr(args, "api_only", False)
+        if api_only:
             plane.manager.close()   # a stand-in cluster: no Katib controllers, only the kubelet
             plane.kubelet.recover()
             plane.kubelet.start()
@@ -96,7 +98,7 @@ def _serve(args, host: str, port: int) -> int:
             plane.start()
         for sig in previous:   # a start-up Ctrl-C swallowed on the way has set `stop` already
             signal.signal(sig, lambda *_: stop.set())
-        mode = "API only (no Katib controllers)" if args.api_only else "control plane"
+        mode = "API only (no Katib controllers)" if api_only else "control plane"
         print(f"serving the Kubernetes API at {api.url} ({mode}; db {plane.db.url})\n"
               f"kubeconfig: {api.kubeconfig}\n"
               f"  kubectl --kubeconfig {api.kubeconfig} get experiments", file=sys.stderr, flush=True)
