@@ -12,7 +12,10 @@ thresholds come from bench/results/algorithms.md):
   only ordered parameters (double, int, sorted discrete):
       d <= 7 and budget <= 500                              → bayesianoptimization
       at least 2 double/int                                 → cmaes
-  otherwise (categoricals, or a large budget)               → multivariate-tpe
+  at least 2 double/int and at most half as many categoricals → cmaes (categoricals at random)
+  otherwise (mostly categorical)                            → multivariate-tpe
+On the benchmark's two mixed spaces (1 categorical beside 4-5 ordered parameters, budget 60)
+CMA-ES with random categoricals did better than either TPE.
 
 Settings: `random_state` only, handed to the chosen algorithm."""
 from __future__ import annotations
@@ -53,6 +56,9 @@ def choose(parameters: list[dict], max_trial_count: int) -> tuple[str, str]:
         if continuous >= 2:
             return "cmaes", (f"{d} ordered parameters and a budget of {budget or 'unknown'} trials: "
                              f"too many for a Gaussian process")
+    if layout.categorical and continuous >= 2 and 2 * len(layout.categorical) <= continuous:
+        return "cmaes", (f"{continuous} double/int parameters beside {len(layout.categorical)} categorical: "
+                         f"CMA-ES on the former, the latter at random")
     if layout.categorical:
         return "multivariate-tpe", f"{len(layout.categorical)} categorical of {d} parameters"
     return "multivariate-tpe", f"{d} parameters, a budget of {budget or 'unknown'} trials"

@@ -219,6 +219,7 @@ def _model_keys(space: Space, history: parzen.History, *, pending: list[Key], us
         keys.append(key)
         model = _believe(model, parzen.row_of(space, key)[None, :], theta)
     state = {**state, "theta": [float(t) for t in theta]}
+    state.pop("hedge", None)
     if hedge is not None:
         state["hedge"] = {"gains": [float(g) for g in hedge], "proposals": proposals,
                           "scale": [mean, scale]}
@@ -229,7 +230,8 @@ def _believe(model: gp.Model, rows: np.ndarray, theta: np.ndarray) -> gp.Model:
     """Kriging believer: the rows join the data at their posterior mean (the mean does not
     move, the variance around them collapses), hyperparameters unchanged."""
     mu, _ = gp.predict(model, rows)
-    return gp.condition(np.vstack([model.X, rows]), np.concatenate([model.y, mu]), model.numeric, theta)
+    return gp.condition(np.vstack([model.X, rows]), np.concatenate([model.y, mu]), model.numeric, theta,
+                        exact=model.exact + len(rows))
 
 
 def _hedge_update(model: gp.Model, state: dict) -> np.ndarray:

@@ -37,6 +37,7 @@ class Model:
     log_theta: np.ndarray  # D length scales, signal, noise (logs)
     numeric: np.ndarray  # bool mask of numeric columns (D,)
     Linv: np.ndarray = None  # L^-1: two matrix products per prediction beat triangular solves here
+    exact: int = 0  # the last rows are believed (noise-free) values
 
     @property
     def lengths(self) -> np.ndarray:
@@ -140,13 +141,18 @@ def fit(X: np.ndarray, y: np.ndarray, numeric: np.ndarray, *, starts: list[np.nd
     return best if best is not None else default_theta(D)
 
 
-def condition(X: np.ndarray, y: np.ndarray, numeric: np.ndarray, log_theta: np.ndarray) -> Model:
-    """The posterior given fixed hyperparameters."""
+def condition(X: np.ndarray, y: np.ndarray, numeric: np.ndarray, log_theta: np.ndarray, *,
+              exact: int = 0) -> Model:
+    """The posterior given fixed hyperparameters; the last `exact` rows are noise-free
+    (believed values: the variance at them collapses instead of staying at the noise level)."""
     D = X.shape[1]
     lengths = np.exp(log_theta[:D])
     signal, noise = math.exp(log_theta[D]), math.exp(log_theta[D + 1])
     d2 = (_sq_parts(X, X, numeric) / lengths ** 2).sum(axis=2)
-    K = _matern(d2, signal)[0] + (noise + JITTER) * np.eye(len(X))
+    diagonal = np.full(len(X), noise + JITTER)
+    if exact:
+        diagonal[len(X) - exact:] = 1e-6 * signal
+    K = _matern(d2, signal)[0] + np.diag(diagonal)
     jitter = JITTER
     while True:
         try:
@@ -162,7 +168,7 @@ def condition(X: np.ndarray, y: np.ndarray, numeric: np.ndarray, log_theta: np.n
 
     Linv = solve_triangular(L, np.eye(len(X)), lower=True, check_finite=False)
     return Model(X=X, alpha=alpha, L=L, y=y, log_theta=np.asarray(log_theta, dtype=float), numeric=numeric,
-                 Linv=Linv)
+                 Linv=Linv, exact=exact)
 
 
 def predict(model: Model, A: np.ndarray, *, grad: bool = False):
