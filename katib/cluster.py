@@ -21,13 +21,14 @@ class ClusterUnusable(KatibError):
     """The cluster cannot run Katib's controllers (unreachable, no Experiment CRD...)."""
 
 
-def connect_cluster(kubeconfig: str | None):
+def connect_cluster(kubeconfig: str | None, *, identity: str = ""):
     """A KubeBackend on the cluster, checked to answer and to serve Katib's kinds;
-    ConfigError or ClusterUnusable with one line otherwise."""
+    ConfigError or ClusterUnusable with one line otherwise. `identity` goes into the Events
+    this replica records (source.host), as client-go's recorder names its node."""
     from katib.backends.kube import KubeBackend, load_configuration
 
     configuration = load_configuration(kubeconfig)
-    backend = KubeBackend(configuration)
+    backend = KubeBackend(configuration, event_host=identity)
     try:
         kinds = backend.served_kinds()
     except KatibError as err:

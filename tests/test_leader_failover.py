@@ -125,6 +125,7 @@ def test_one_leader_then_failover_after_sigkill_with_exactly_max_trials(cluster,
         assert time.monotonic() < deadline, f"no trial finished:\n{a.output()}"
         time.sleep(0.1)
     assert b.said("^leading") is None, "the standby led while the leader was alive"
+    killed_at = time.time()
     a.proc.send_signal(signal.SIGKILL)
     a.proc.wait(10)
     killed = time.monotonic()
@@ -152,6 +153,14 @@ def test_one_leader_then_failover_after_sigkill_with_exactly_max_trials(cluster,
     assert len(jobs) == 6, sorted(p.name for p in jobs)   # no job ran twice
     best = got["status"]["currentOptimalTrial"]
     assert float(best["observation"]["metrics"][0]["value"]) == float(f"0.{max(values)}")
+    # who reconciled when: every Event names its replica (source.host); the standby wrote none
+    # before the leader died (second precision: the kill's second is allowed)
+    from katib.clock import rfc3339
+    events = server.core().list_namespaced_event("default").items
+    by = {r: [e for e in events if e.source and e.source.host == r] for r in ("replica-a", "replica-b")}
+    assert by["replica-a"] and by["replica-b"], [(e.source, e.reason) for e in events]
+    early = [(e.reason, e.first_timestamp) for e in by["replica-b"] if e.first_timestamp.timestamp() < int(killed_at)]
+    assert early == [], f"the standby reconciled before the leader died (killed {rfc3339(killed_at)}): {early}"
     assert b.stop() == 0
     assert "released lease kubeflow/katib-controller" in b.output()
 

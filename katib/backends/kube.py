@@ -105,7 +105,7 @@ class KubeBackend:
     """The Backend protocol over HTTPS to an API server. Thread-safe (urllib3's pool)."""
 
     def __init__(self, configuration: k8s.Configuration | None = None, *, api_client: k8s.ApiClient | None = None,
-                 event_source: str = "katib-controller", clock: Clock | None = None,
+                 event_source: str = "katib-controller", event_host: str = "", clock: Clock | None = None,
                  request_timeout: tuple[float, float] = REQUEST_TIMEOUT):
         if api_client is None:
             configuration = configuration or load_configuration()
@@ -116,7 +116,7 @@ class KubeBackend:
         self.host = api_client.configuration.host
         self.clock = clock or Clock()
         self.request_timeout = request_timeout
-        self._event_source = event_source
+        self._event_source = {"component": event_source, **({"host": event_host} if event_host else {})}
         self._served: frozenset[str] | None = None
         self._events_lock = threading.Lock()
         self._events: dict[tuple, str] = {}   # aggregation key -> name of the Event we wrote
@@ -259,7 +259,7 @@ class KubeBackend:
                 self.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
                              "involvedObject": involved, "reason": reason, "message": message, "type": type,
                              "count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp,
-                             "source": {"component": self._event_source}})
+                             "source": dict(self._event_source)})
                 self._events[key] = name
                 if len(self._events) > 4096:
                     self._events.pop(next(iter(self._events)))

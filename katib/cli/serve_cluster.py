@@ -58,8 +58,11 @@ def run(args) -> int:
 
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from katib.leader import default_identity
+
+    args.identity = args.identity or default_identity()
     try:
-        backend = connect_cluster(args.kubeconfig)
+        backend = connect_cluster(args.kubeconfig, identity=args.identity)
     except (ClusterUnusable, KatibError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
