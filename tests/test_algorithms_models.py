@@ -144,7 +144,8 @@ def test_bo_running_trials_are_believed_so_the_next_point_moves_away():
     alone = suggest(request("bayesianoptimization", SQUARE, trials=trials, state=state)).assignments[0]
     running = trials + [TrialRecord("r", dict(alone), "Running", None)]
     after = suggest(request("bayesianoptimization", SQUARE, trials=running, state=state)).assignments[0]
-    assert key(after) != key(alone)
+    distance = np.linalg.norm([float(v) - float(w) for (_, v), (_, w) in zip(after, alone)])
+    assert distance > 0.01, distance  # not the next candidate beside the running one
 
 
 def test_bo_failed_trials_count_as_the_worst_and_pending_ones_are_set_apart():
@@ -301,3 +302,14 @@ def test_auto_passes_random_state_on():
     one = suggest(request("auto", MIXED, count=3, seed=1, settings={"random_state": "4"}))
     two = suggest(request("auto", MIXED, count=3, seed=2, settings={"random_state": "4"}))
     assert one.assignments == two.assignments
+
+
+def test_auto_settings_are_random_state_only():
+    from katib.algorithms.registry import validate_algorithm
+
+    problems = validate_algorithm("auto", parameters=SQUARE, parallel_trial_count=1, nas_config=None,
+                                  settings=[{"name": "random_state", "value": "-1"}, {"name": "gamma", "value": "1"}])
+    assert problems == [("spec.algorithm.algorithmSettings[0].value", "random_state should be great or equal than zero"),
+                        ("spec.algorithm.algorithmSettings[1].name", "unknown setting gamma for algorithm auto")]
+    assert validate_algorithm("auto", parameters=SQUARE, settings=[{"name": "random_state", "value": "3"}],
+                              parallel_trial_count=1, nas_config=None) == []
