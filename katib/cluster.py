@@ -107,3 +107,54 @@ class ClusterControlPlane:
             except Exception:  # noqa: BLE001
                 logger.debug("db close failed", exc_info=True)
 
+
+
+class HealthServer:
+    """Plain HTTP /healthz and /readyz for the Deployment's probes (config/deployment.yaml's
+    `health` port): healthz 200 while no worker has failed, readyz 200 once the cluster
+    answered (a standby is ready: it serves nothing that needs the lease). `port` 0 picks a
+    free one (see `.port`)."""
+
+    def __init__(self, host: str, port: int, *, healthy, ready):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        checks = {"/healthz": healthy, "/readyz": ready, "/livez": healthy}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                check = checks.get(self.path.split("?", 1)[0])
+                if check is None:
+                    code, text = 404, "not found"
+                else:
+                    code, text = (200, "ok") if check() else (503, "not ok")
+                body = text.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # probes every few seconds: not worth a log line
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.host, self.port = host, self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT (HOST may be empty: all interfaces) → (host, port); ValueError otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--health-listen {text}: expected HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)

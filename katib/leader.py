@@ -34,7 +34,7 @@ from katib.errors import AlreadyExists, Conflict, KatibError, NotFound
 logger = logging.getLogger(__name__)
 
 LEASE_API_VERSION = "coordination.k8s.io/v1"
-DEFAULT_LEASE_NAME = "katib-controller"
+DEFAULT_LEASE_NAME = "katib"   # the Lease config/rbac.yaml grants
 JITTER = 1.2  # client-go's JitterFactor for the acquire loop
 
 

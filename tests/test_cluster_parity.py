@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.apiserver_fixture import start_api_server
@@ -43,9 +45,17 @@ def test_cluster_controller_ends_as_fake_run(tmp_path):
 
     server = start_api_server(tmp_path / "cluster", api_only=True, db=tmp_path / "cluster.db")
     controller = subprocess.Popen([sys.executable, str(ROOT / "katib.py"), "serve", "--kubeconfig",
-                                   str(server.kubeconfig), "--db", str(tmp_path / "cluster.db")],
+                                   str(server.kubeconfig), "--db", str(tmp_path / "cluster.db"),
+                                   "--health-listen", "127.0.0.1:0"],
                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        health = controller.stdout.readline()
+        assert health.startswith("health: http://127.0.0.1:"), health
+        output: list[str] = []   # drained, so that the controller never blocks on a full pipe
+        threading.Thread(target=lambda: output.extend(iter(controller.stdout.readline, "")), daemon=True).start()
+        for probe in ("/healthz", "/readyz"):
+            with urllib.request.urlopen(health.split(" ", 1)[1].strip().replace("/healthz", probe), timeout=5) as r:
+                assert r.status == 200 and r.read() == b"ok"
         server.kubectl("apply", "-f", str(path))
         api = server.custom_objects()
         deadline = time.monotonic() + 90
@@ -54,7 +64,7 @@ def test_cluster_controller_ends_as_fake_run(tmp_path):
             conds = (got.get("status") or {}).get("conditions") or []
             if conds and conds[-1]["type"] in ("Succeeded", "Failed"):
                 break
-            assert controller.poll() is None, controller.stdout.read()
+            assert controller.poll() is None, "".join(output)
             assert time.monotonic() < deadline, got.get("status")
             time.sleep(0.2)
         trials = api.list_namespaced_custom_object("kubeflow.org", "v1alpha3", "default", "trials",

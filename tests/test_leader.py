@@ -46,7 +46,7 @@ def world():
 
 
 def lease(backend):
-    return backend.get("Lease", NS, "katib-controller")["spec"]
+    return backend.get("Lease", NS, "katib")["spec"]
 
 
 def test_timings_follow_client_go_proportions():
@@ -141,7 +141,7 @@ def test_leader_stops_when_it_cannot_renew_within_the_deadline(world):
     assert a.elector.leading and a.log == ["started"]
     clock.advance(0.1)          # 10s since the last successful renew
     assert a.elector.check() is False
-    assert a.log[-1].startswith("stopped: leader election lost: no renewal of lease kubeflow/katib-controller "
+    assert a.log[-1].startswith("stopped: leader election lost: no renewal of lease kubeflow/katib "
                                 "within 10s")
     backend.clear_injections()   # the API is back: a lost leader never leads again (restart)
     clock.advance(2)
@@ -162,12 +162,12 @@ def test_leader_that_sees_another_holder_stops_at_once(world):
     backend, clock = world
     a = Candidate(backend, clock, "a")
     a.tick()
-    obj = backend.get("Lease", NS, "katib-controller")
+    obj = backend.get("Lease", NS, "katib")
     obj["spec"]["holderIdentity"] = "intruder"
     backend.update(obj)
     clock.advance(2)
     a.tick()
-    assert not a.elector.leading and a.log[-1] == "stopped: lost the lease kubeflow/katib-controller: " \
+    assert not a.elector.leading and a.log[-1] == "stopped: lost the lease kubeflow/katib: " \
                                                    "the lease is held by intruder"
 
 

@@ -87,7 +87,7 @@ def _condition(obj):
 
 def _lease(server):
     from kubernetes import client
-    return client.CoordinationV1Api(server.api_client()).read_namespaced_lease("katib-controller", "kubeflow").spec
+    return client.CoordinationV1Api(server.api_client()).read_namespaced_lease("katib", "kubeflow").spec
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_one_leader_then_failover_after_sigkill_with_exactly_max_trials(cluster,
     api = server.custom_objects()
     a = Replica("replica-a", server.kubeconfig, server.db, tmp_path)
     replicas.append(a)
-    a.wait_for(r"^leading: lease kubeflow/katib-controller acquired as replica-a")
+    a.wait_for(r"^leading: lease kubeflow/katib acquired as replica-a")
     b = Replica("replica-b", server.kubeconfig, server.db, tmp_path)
     replicas.append(b)
     b.wait_for(r"^waiting to lead")
@@ -130,7 +130,7 @@ def test_one_leader_then_failover_after_sigkill_with_exactly_max_trials(cluster,
     a.proc.wait(10)
     killed = time.monotonic()
 
-    took_over = b.wait_for(r"^leading: lease kubeflow/katib-controller acquired as replica-b", timeout=30)
+    took_over = b.wait_for(r"^leading: lease kubeflow/katib acquired as replica-b", timeout=30)
     # expiry by b's clock: at most LEASE after the last renewal it saw, which it saw at most one
     # retry late, and it tries once per retry period (with client-go's jitter up to 1.2x)
     assert took_over - killed <= LEASE + 3.5 * RETRY + 1.0, f"takeover took {took_over - killed:.1f}s"
@@ -162,7 +162,7 @@ def test_one_leader_then_failover_after_sigkill_with_exactly_max_trials(cluster,
     early = [(e.reason, e.first_timestamp) for e in by["replica-b"] if e.first_timestamp.timestamp() < int(killed_at)]
     assert early == [], f"the standby reconciled before the leader died (killed {rfc3339(killed_at)}): {early}"
     assert b.stop() == 0
-    assert "released lease kubeflow/katib-controller" in b.output()
+    assert "released lease kubeflow/katib" in b.output()
 
 
 def test_a_leader_that_loses_the_api_exits_at_once(cluster, tmp_path):

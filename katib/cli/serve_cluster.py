@@ -2,7 +2,7 @@
 
 `--kubeconfig PATH` (default: in-cluster inside a pod, else $KUBECONFIG or ~/.kube/config)
 says which cluster; `--db` is Katib's DB (observation logs), shared by the replicas. With
-`--leader-elect` only the holder of the Lease `--lease-namespace`/katib-controller
+`--leader-elect` only the holder of the Lease `--lease-namespace`/katib
 reconciles; a standby waits, and takes over `--lease-duration` seconds after the leader's last
 renewal. A leader that loses the lease (renewals failing past the deadline, another holder)
 exits at once with `error: leader election lost...` (exit 1): a restart by its Deployment is
@@ -18,7 +18,7 @@ import sys
 import threading
 
 DEFAULT_LEASE_DURATION = 15.0
-DEFAULT_LEASE_NAMESPACE = "kubeflow"
+DEFAULT_LEASE_NAMESPACE = os.environ.get("KATIB_CORE_NAMESPACE") or "kubeflow"
 EXIT_LOST = 1
 
 
@@ -45,14 +45,17 @@ def add_arguments(parser) -> None:
                         help=f"without --fake: how long a leader's lease lasts without renewal (default "
                              f"{DEFAULT_LEASE_DURATION:g}); renewed every 2/15 of it, lost after 2/3 of it")
     parser.add_argument("--lease-namespace", default=DEFAULT_LEASE_NAMESPACE, metavar="NS",
-                        help=f"namespace of the Lease (default {DEFAULT_LEASE_NAMESPACE})")
+                        help="namespace of the Lease (default: $KATIB_CORE_NAMESPACE or kubeflow)")
+    parser.add_argument("--health-listen", metavar="HOST:PORT",
+                        help="without --fake: serve plain-HTTP /healthz and /readyz there for the probes "
+                             "(e.g. :8080; port 0 picks a free one); default: not served")
     parser.add_argument("--identity", metavar="NAME",
                         help="this replica's holderIdentity in the Lease (default HOSTNAME_PID)")
 
 
 def run(args) -> int:
     from katib.cli.run import EXIT_ERROR, db_location
-    from katib.cluster import ClusterControlPlane, ClusterUnusable, connect_cluster
+    from katib.cluster import ClusterControlPlane, ClusterUnusable, HealthServer, connect_cluster, parse_listen
     from katib.errors import KatibError
     from katib.runtime import one_line
 
@@ -62,6 +65,11 @@ def run(args) -> int:
 
     args.identity = args.identity or default_identity()
     try:
+        health_at = parse_listen(args.health_listen) if args.health_listen else None
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
         backend = connect_cluster(args.kubeconfig, identity=args.identity)
     except (ClusterUnusable, KatibError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
@@ -69,8 +77,15 @@ def run(args) -> int:
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     plane = ClusterControlPlane(backend, db_url=db_location(args)[0], seed=args.seed)
-    elector = None
+    elector = health = None
     try:
+        if health_at is not None:
+            try:
+                health = HealthServer(*health_at, healthy=lambda: not plane.failed.is_set(), ready=lambda: True)
+            except OSError as err:
+                print(f"error: --health-listen {args.health_listen}: {err.strerror or err}", file=sys.stderr)
+                return EXIT_ERROR
+            print(f"health: {health.url}/healthz", file=sys.stderr, flush=True)
         if args.leader_elect:
             elector = _elect(backend, args, stop)
             if elector is None:
@@ -88,6 +103,8 @@ def run(args) -> int:
                 return EXIT_ERROR
         return 0
     finally:
+        if health is not None:
+            health.stop()
         plane.stop()
         if elector is not None:
             elector.release()
