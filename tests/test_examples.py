@@ -88,11 +88,12 @@ def test_fake_alone_serves_until_interrupted_and_continues_stored_experiments(tm
     db = tmp_path / "k.db"
     log = tmp_path / "serve.log"
     with open(log, "w") as err_file:
-        proc = subprocess.Popen([sys.executable, "katib.py", "--fake", "--db", str(db)], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "katib.py", "--fake", "--db", str(db), "--listen", "127.0.0.1:0"],
+                                cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=err_file, text=True)
     try:
         deadline = time.monotonic() + 60
-        while "control plane running" not in log.read_text() and time.monotonic() < deadline:
+        while "serving the Kubernetes API at" not in log.read_text() and time.monotonic() < deadline:
             assert proc.poll() is None, log.read_text()  # long-lived
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
@@ -101,9 +102,9 @@ def test_fake_alone_serves_until_interrupted_and_continues_stored_experiments(tm
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, log.read_text()
-    assert "control plane running on the fake backend" in log.read_text()
+    assert "(control plane; db " in log.read_text() and "kubeconfig: " in log.read_text()
 
-    serve = subprocess.Popen([sys.executable, "katib.py", "--fake", "serve", "--db", str(db),
+    serve = subprocess.Popen([sys.executable, "katib.py", "--fake", "serve", "--db", str(db), "--listen", "127.0.0.1:0",
                               "--apply", "examples/never-resume-example.yaml"], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -192,7 +192,7 @@ def test_ctrl_c_while_the_database_server_does_not_answer(tmp_path, command, sai
     server.listen(1)
     port = server.getsockname()[1]
     path = write(tmp_path, experiment())
-    file_arg = [str(path)] if command == "run" else ["--apply", str(path)]
+    file_arg = [str(path)] if command == "run" else ["--apply", str(path), "--listen", "127.0.0.1:0"]
     proc = subprocess.Popen([sys.executable, "katib.py", "--fake", command, *file_arg, "--db",
                              f"mysql://u:p@127.0.0.1:{port}/katib"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -401,7 +401,8 @@ def test_serve_stops_with_exit_2_when_a_worker_of_the_plane_fails(tmp_path, monk
     net = threading.Timer(20, os.kill, (os.getpid(), signal.SIGINT))
     net.start()
     try:
-        code = serve.run(argparse.Namespace(**{**vars(args_for(tmp_path)), "apply": [], "verbose": False}))
+        code = serve.run(argparse.Namespace(**{**vars(args_for(tmp_path)), "apply": [], "verbose": False,
+                                               "listen": "127.0.0.1:0", "kubeconfig": None, "api_only": False}))
     finally:
         net.cancel()
     assert code == 2

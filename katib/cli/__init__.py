@@ -45,13 +45,31 @@ def main(argv: list[str] | None = None) -> int:
         if normalize is not None:
             argv = normalize(argv)
     parser = build_parser(modules)
+    at = _after_global_options(argv)
+    if at is not None and "--fake" in argv[:at] and not {"-h", "--help"} & set(argv[:at]):
+        # `katib.py --fake [--db PATH] [serve's options]`: the long-lived control plane.
+        argv = [*argv[:at], "serve", *argv[at:]]
     args = parser.parse_args(argv)
     if args.command is None:
-        if not args.fake:
-            parser.print_usage(sys.stderr)
-            print("katib.py: error: a COMMAND is required (or --fake alone to run the control plane)",
-                  file=sys.stderr)
-            return EXIT_BAD_INPUT
-        argv = [*argv, "serve"]  # `katib.py --fake [--db PATH]`: the long-lived control plane
-        args = parser.parse_args(argv)
+        parser.print_usage(sys.stderr)
+        print("katib.py: error: a COMMAND is required (or --fake alone to run the control plane)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     return args.handler(args)
+
+
+def _after_global_options(argv: list[str]) -> int | None:
+    """Where the command would be: the index after the global options, or None when a command
+    (or anything that is not an option) is there."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in ("--fake", "-h", "--help") or token.startswith("--db="):
+            i += 1
+        elif token == "--db":
+            i += 2
+        elif token.startswith("-"):
+            return i
+        else:
+            return None
+    return min(i, len(argv))
