@@ -52,6 +52,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("ServiceAccount", "v1", "serviceaccounts", has_status=False, short_names=("sa",)),
         Resource("Service", "v1", "services", short_names=("svc",), categories=("all",)),
         Resource("Endpoints", "v1", "endpoints", has_status=False, short_names=("ep",)),
+        Resource("PersistentVolumeClaim", "v1", "persistentvolumeclaims", short_names=("pvc",)),
         Resource("Deployment", "apps/v1", "deployments", short_names=("deploy",), categories=("all",)),
         Resource("Role", "rbac.authorization.k8s.io/v1", "roles", has_status=False),
         Resource("RoleBinding", "rbac.authorization.k8s.io/v1", "rolebindings", has_status=False),
