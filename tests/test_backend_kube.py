@@ -153,7 +153,7 @@ def other_namespace():
 def settle():
     """Subscriptions deliver on their own threads: wait until nothing arrived for a while."""
     def wait():
-        time.sleep(0.4)
+        time.sleep(0.25)
     return wait
 
 
@@ -292,6 +292,36 @@ def test_informers_over_the_kube_backend_relist_after_a_drop_and_410(backend, cl
         stop.set()
         cluster.proxy.drop()
         thread.join(10)
+
+
+def test_watches_that_keep_dropping_back_off_and_a_refused_connection_is_temporary(backend, cluster, namespace,
+                                                                                   monkeypatch):
+    from katib.backends import kube
+    monkeypatch.setattr(kube, "DROP_BACKOFF", (0.0, 0.5, 1.0))
+    _, version = backend.list_with_version("Trial", namespace)
+    dropping = threading.Event()
+
+    def dropper():
+        while not dropping.wait(0.15):
+            cluster.proxy.drop()
+    threading.Thread(target=dropper, daemon=True).start()
+    took = []
+    try:
+        for _ in range(3):
+            t0 = time.monotonic()
+            assert list(backend.watch("Trial", version, namespace=namespace)) == []   # ended by the cut
+            took.append(time.monotonic() - t0)
+    finally:
+        dropping.set()
+    assert took[0] < 0.5 and took[1] >= 0.5 and took[2] >= 1.0, took
+    backend.create(make("Trial", namespace, "after"))
+    assert [e.object["metadata"]["name"] for e in take(backend.watch("Trial", version, namespace=namespace,
+                                                                     timeout=10), 1)] == ["after"]
+    assert backend._drops == {}   # a stream that delivered resets the backoff
+    cluster.proxy.refuse = True
+    cluster.proxy.drop()
+    with pytest.raises(TemporaryError, match="cannot reach the API server"):
+        list(backend.watch("Trial", version, namespace=namespace, timeout=1))
 
 
 def _until(cond, timeout=15.0):

@@ -331,7 +331,9 @@ class KubeBackend:
         try:
             for line in _lines(resp, closer):
                 event = _parse_event(line, res)
-                delivered = True
+                if not delivered:   # the connection works: no backoff before the next watch
+                    delivered = True
+                    self._drops.pop(res.kind, None)
                 yield event
             # the server ended a watch we asked no end of: a drop as far as we can tell
             dropped = timeout is None and not closer.closed_by_us
@@ -341,8 +343,6 @@ class KubeBackend:
             closer.finish()
         if dropped and not delivered:
             self._drops[res.kind] = drops + 1
-        else:
-            self._drops.pop(res.kind, None)
 
     def _current_version(self, res: Resource, namespace: str | None) -> str:
         page = self._call("GET", resource_path(res, namespace), query=[("limit", "1")])
