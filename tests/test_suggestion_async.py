@@ -96,6 +96,8 @@ def test_hyperband_runs_every_rung_and_ends_with_suggestion_end_reached(max_tria
     assert exp["status"]["trialsSucceeded"] == TOTAL == len(world.trials())
     if reason == "ExperimentSuggestionEndReached":
         assert world.conditions(world.suggestion())[-1] == ("Succeeded", "True", "SuggestionExhausted")
+    world.run_until_idle()
+    assert world.next_due() is None   # a completed experiment's Suggestion checks nothing more
 
 
 def test_hyperband_continues_the_same_schedule_after_a_restart():

@@ -237,7 +237,7 @@ def sync_assignments(ctx: Context, exp: dict, sug: dict) -> float | None:
         wait = waits.get(key)
         progress = trial_progress(ctx, ns, name)
         if wait is not None and wait.inputs == inputs and wait.progress == progress:
-            return wait.next_check(ctx.clock.monotonic())
+            return None if ended(exp) else wait.next_check(ctx.clock.monotonic())
         waits.pop(key, None)
         call = start_call(ctx, exp, sug, need, inputs)
     if not call.finished.is_set():
@@ -251,8 +251,14 @@ def sync_assignments(ctx: Context, exp: dict, sug: dict) -> float | None:
     if len(reply.assignments) < need and not reply.exhausted:
         wait = Wait(inputs=call_inputs(exp, sug), progress=trial_progress(ctx, ns, name))
         waits[key] = wait
-        return wait.next_check(ctx.clock.monotonic())
+        return None if ended(exp) else wait.next_check(ctx.clock.monotonic())
     return None
+
+
+def ended(exp: dict) -> bool:
+    """A completed experiment asks for nothing more (a restart raises spec.requests, which wakes us)."""
+    conds = (exp.get("status") or {}).get("conditions") or []
+    return cond.is_true(conds, "Succeeded") or cond.is_true(conds, "Failed")
 
 
 def call_inputs(exp: dict, sug: dict) -> tuple:
