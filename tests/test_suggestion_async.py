@@ -134,6 +134,21 @@ def test_hyperband_with_lost_state_rebuilds_it_from_the_trials():
     assert world.last_condition() == ("Succeeded", "True", "ExperimentSuggestionEndReached")
 
 
+def test_an_experiment_that_ended_while_a_rung_waits_asks_nothing_more():
+    world = World()
+    world.apply(hyperband_experiment(goal=0.9))
+    world.run_until_idle()
+    first, second = world.jobs.jobs()[:2]
+    world.jobs.finish(first, stdout="accuracy=0.5\n")
+    world.run_until_idle(jump_clock=False)
+    assert world.suggestion()["spec"]["requests"] == 10 and world.next_due() is not None  # rung 0 waits
+    world.jobs.finish(second, stdout="accuracy=0.95\n")
+    world.run_until_idle()
+    assert world.last_condition() == ("Succeeded", "True", "ExperimentGoalReached")
+    assert world.next_due() is None                 # no checks of the waiting rung go on
+    assert suggestion_count(world, "exp") == 9      # the killed rung promoted nobody
+
+
 def test_a_waiting_rung_does_not_call_the_algorithm_until_a_trial_finished(monkeypatch):
     calls = []
     real = hyperband.suggest

@@ -224,6 +224,8 @@ def sync_assignments(ctx: Context, exp: dict, sug: dict) -> float | None:
     if need <= 0:
         forget(ctx, ns, name)
         return None
+    if ended(exp):  # nothing will consume more; a restart of the experiment wakes us again
+        return None
     inputs = call_inputs(exp, sug)
     call = calls.get(key)
     if call is not None and (call.inputs != inputs or call.need > need):
@@ -237,7 +239,7 @@ def sync_assignments(ctx: Context, exp: dict, sug: dict) -> float | None:
         wait = waits.get(key)
         progress = trial_progress(ctx, ns, name)
         if wait is not None and wait.inputs == inputs and wait.progress == progress:
-            return None if ended(exp) else wait.next_check(ctx.clock.monotonic())
+            return wait.next_check(ctx.clock.monotonic())
         waits.pop(key, None)
         call = start_call(ctx, exp, sug, need, inputs)
     if not call.finished.is_set():
@@ -251,7 +253,7 @@ def sync_assignments(ctx: Context, exp: dict, sug: dict) -> float | None:
     if len(reply.assignments) < need and not reply.exhausted:
         wait = Wait(inputs=call_inputs(exp, sug), progress=trial_progress(ctx, ns, name))
         waits[key] = wait
-        return None if ended(exp) else wait.next_check(ctx.clock.monotonic())
+        return wait.next_check(ctx.clock.monotonic())
     return None
 
 
