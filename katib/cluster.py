@@ -72,6 +72,7 @@ class ClusterControlPlane:
     def start(self) -> None:
         from katib.controllers.context import Context
         from katib.controllers.manager import Manager
+        from katib.controllers.suggestion import SuggestionWorkers
         from katib.db import ObservationStore, connect
         from katib.runtime import get_configmap_from_backend
 
@@ -80,6 +81,7 @@ class ClusterControlPlane:
         ctx = Context(backend=self.backend, db=self.db, clock=self.clock, config=self.config,
                       get_configmap=get_configmap_from_backend(lambda: self.backend),
                       status_interval=self.status_interval, seed=self.seed, observations=observations)
+        ctx.suggestion_executor = SuggestionWorkers()  # algorithm calls off the reconcile thread
         self.manager = Manager(ctx, on_fatal=self.fail)
         self.manager.start()
         self._thread = threading.Thread(target=self._run, name="manager", daemon=True)

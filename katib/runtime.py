@@ -171,6 +171,7 @@ class FakeControlPlane:
         from katib.backends.local_runner import LocalRunner
         from katib.controllers.context import Context
         from katib.controllers.manager import Manager
+        from katib.controllers.suggestion import SuggestionWorkers
         from katib.db import ObjectTable, ObservationStore
 
         self.backend = None
@@ -184,6 +185,7 @@ class FakeControlPlane:
         self.ctx = Context(backend=view, db=self.db, clock=self.clock, config=self.config,
                            get_configmap=get_configmap, status_interval=status_interval, seed=seed,
                            observations=self.observations)
+        self.ctx.suggestion_executor = SuggestionWorkers()  # algorithm calls off the reconcile thread
         self.manager = Manager(self.ctx, on_fatal=self.fail, threaded=informer_threads,
                                wake_on_change=not informer_threads)
         self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())

@@ -307,3 +307,15 @@ def test_without_an_executor_the_call_is_inline_and_one_pass_records_it():
     world.run_until_idle()
     assert Counter(len(t["spec"]["parameterAssignments"]) for t in world.trials()) == {2: 3}
     assert not suggestion_controller.calls_of(world.ctx)
+
+
+def test_the_control_planes_run_algorithm_calls_off_the_reconcile_thread(tmp_path):
+    """`katib.py --fake` and `katib.py serve` build their Context with worker threads (World and
+    the tests above choose theirs): a slow fit there cannot hold every other experiment."""
+    from katib.runtime import FakeControlPlane
+
+    plane = FakeControlPlane(db_url=f"sqlite:///{tmp_path / 'k.db'}", work_dir=str(tmp_path))
+    try:
+        assert isinstance(plane.ctx.suggestion_executor, suggestion_controller.SuggestionWorkers)
+    finally:
+        plane.stop()

@@ -40,6 +40,12 @@ class Context:
     # The observation-store protocol (katib.db.ObservationStore: report/replace/get/delete/
     # objective_value); the controllers never reach the DB's functions directly.
     observations: Any = None
+    # Where algorithm calls run (katib.controllers.suggestion.SuggestionWorkers); None: inline on
+    # the reconciling thread (deterministic tests). The calls in flight and the short replies
+    # waiting for a trial to finish, per Suggestion.
+    suggestion_executor: Any = None
+    suggestion_calls: dict = field(default_factory=dict)
+    suggestion_waits: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.observations is None and self.db is not None:  # callers that pass only the DB

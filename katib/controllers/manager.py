@@ -22,6 +22,7 @@ from katib.api.jobs import JOB_KINDS
 from katib.backends.base import DELETED
 from katib.controllers.context import Context
 from katib.controllers.experiment import reconcile_experiment
+from katib.controllers.index import FAILED, KILLED, PENDING, SUCCEEDED, classify
 from katib.controllers.informer import (
     Change, For, InformerSet, Owns, Watch, all_of, generation_or_status_changed, not_deleted)
 from katib.controllers.queue import WorkQueue
@@ -44,6 +45,15 @@ class Controller:
         return self.watches[0].kind
 
 
+def trial_finished(change) -> bool:
+    """A Trial that has just become Succeeded, Failed or Killed (or went away)."""
+    if change.type == DELETED:
+        return True
+    before = classify(change.old) if change.old is not None else PENDING
+    after = classify(change.object)
+    return before != after and after in (SUCCEEDED, FAILED, KILLED)
+
+
 def controllers(ctx: Context) -> tuple[Controller, ...]:
     """What each controller reconciles and which changes wake it."""
     def not_own(controller: str):
@@ -52,7 +62,9 @@ def controllers(ctx: Context) -> tuple[Controller, ...]:
     return (
         Controller("experiment", reconcile_experiment, (
             For("Experiment"), Owns("Suggestion", "Experiment"), Owns("Trial", "Experiment"))),
-        Controller("suggestion", reconcile_suggestion, (For("Suggestion"),)),
+        # A trial that finishes may let a short reply go on (hyperband's next rung).
+        Controller("suggestion", reconcile_suggestion, (
+            For("Suggestion"), Owns("Trial", "Experiment", predicate=trial_finished))),
         Controller(TRIAL, reconcile_trial, (
             For("Trial", predicate=all_of(not_deleted, not_own(TRIAL))),
             *(Owns(kind, "Trial", predicate=all_of(not_own(TRIAL), generation_or_status_changed))

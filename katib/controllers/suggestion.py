@@ -83,7 +83,7 @@ _INLINE = InlineExecutor()
 
 
 def executor_of(ctx: Context):
-    executor = getattr(ctx, "suggestion_executor", None)
+    executor = ctx.suggestion_executor
     return _INLINE if executor is None or ctx.queue is None else executor
 
 
@@ -122,20 +122,12 @@ class Wait:
         return delay
 
 
-def _table(ctx: Context, attr: str) -> dict:
-    table = getattr(ctx, attr, None)
-    if table is None:
-        table = {}
-        setattr(ctx, attr, table)
-    return table
-
-
 def calls_of(ctx: Context) -> dict[tuple[str, str], Call]:
-    return _table(ctx, "suggestion_calls")
+    return ctx.suggestion_calls
 
 
 def waits_of(ctx: Context) -> dict[tuple[str, str], Wait]:
-    return _table(ctx, "suggestion_waits")
+    return ctx.suggestion_waits
 
 
 def forget(ctx: Context, namespace: str, name: str) -> None:
