@@ -35,13 +35,8 @@ class Expired(Exception):
 
 
 def backend_resource_version(backend) -> int:
-    """The backend's newest resourceVersion (every later change is delivered to subscribers).
-    FakeBackend keeps it in its store; a backend exposing `resource_version()` is asked."""
-    ask = getattr(backend, "resource_version", None)
-    if callable(ask):
-        return int(ask())
-    with backend._lock:
-        return int(backend._store.rv)
+    """The backend's newest resourceVersion (every later change is delivered to subscribers)."""
+    return int(backend.resource_version())
 
 
 class WatchCache:

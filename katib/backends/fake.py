@@ -275,6 +275,11 @@ class FakeBackend:
             raise NotFound(f"the server doesn't have a resource type \"{res.plural}\"")
         return res
 
+    def resource_version(self) -> int:
+        """The newest resourceVersion: every later change reaches subscribers and watches."""
+        with self._lock:
+            return int(self._store.rv)
+
     def subscribe(self, handler: Handler, kinds: Iterable[str] | None = None, *,
                   readonly: bool = False) -> Callable[[], None]:
         """Deliver every later change of `kinds` (all if None) to `handler`, in commit order, on
