@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-token-file", dest="token_file", default="",
                    help="file holding this trial's token (default: $KATIB_COLLECTOR_TOKEN)")
     p.add_argument("-ca-file", dest="ca_file", default=os.environ.get("KATIB_CA_FILE", ""),
-                   help="CA bundle of katib's certificate (default: $KATIB_CA_FILE, else the system's)")
+                   help="CA bundle of katib's certificate (default: $KATIB_CA_FILE; $KATIB_CA_PEM, the PEM "
+                        "itself, is trusted too; else the system's)")
     p.add_argument("-spool", dest="spool", default="",
                    help="directory for reports not yet delivered (default: <metrics dir>/.katib-spool)")
     p.add_argument("-deadline", dest="deadline", type=float, default=600.0,
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spool(directory, args.trial_name, metric_logs)
         delivered = deliver(args.server, directory, token=token, ca_file=args.ca_file or None,
+                            ca_pem=os.environ.get("KATIB_CA_PEM") or None,
                             deadline=args.deadline, log=lambda msg: print(f"collector: {msg}", file=sys.stderr))
     except ReportError as err:
         return fail(str(err))

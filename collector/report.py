@@ -61,12 +61,15 @@ def _send(url: str, body: bytes, *, token: str, context: ssl.SSLContext | None, 
         return err.code, err.read().decode("utf-8", "replace")
 
 
-def deliver(address: str, directory: Path, *, token: str, ca_file: str | None = None, deadline: float = 600.0,
+def deliver(address: str, directory: Path, *, token: str, ca_file: str | None = None, ca_pem: str | None = None,
+            deadline: float = 600.0,
             log: Callable[[str], None] = lambda _msg: None, sleep: Callable[[float], None] = time.sleep) -> int:
     """Send every spooled report; returns how many were delivered. ReportError when one is
     refused or the deadline (seconds from now) passes first; what is left stays spooled."""
     url = server_url(address)
-    context = ssl.create_default_context(cafile=ca_file) if url.startswith("https://") else None
+    context = None
+    if url.startswith("https://"):
+        context = ssl.create_default_context(cafile=ca_file, cadata=ca_pem or None)
     end = time.monotonic() + deadline
     delivered = 0
     for path in pending(directory):

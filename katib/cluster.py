@@ -154,9 +154,162 @@ class HealthServer:
         self._server.server_close()
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, flag: str = "--health-listen") -> tuple[str, int]:
     """HOST:PORT (HOST may be empty: all interfaces) → (host, port); ValueError otherwise."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--health-listen {text}: expected HOST:PORT")
+        raise ValueError(f"{flag} {text}: expected HOST:PORT")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+# -- webhooks and the observation API (every replica serves them; the Service picks one) ---------
+WEBHOOK_SECRET = "katib-webhook"
+WEBHOOK_CONFIGURATIONS = (("MutatingWebhookConfiguration", "katib-mutating-webhook-config"),
+                          ("ValidatingWebhookConfiguration", "katib-validating-webhook-config"))
+_SECRET_FILES = ("ca.crt", "tls.crt", "tls.key", "collector.key")
+
+
+def shared_certificates(backend, *, namespace: str, service: str, cert_dir: str):
+    """The webhook server's certificate and the collectors' key, the same on every replica: the
+    first replica generates them and stores them in the Secret `katib-webhook`; the others, and
+    restarts, read it. A `cert_dir` that already holds tls.crt/tls.key (a mounted Secret,
+    cert-manager) is used as it is. Returns (Certificates, CollectorKey)."""
+    import base64
+    import os
+    from pathlib import Path
+
+    from katib.errors import AlreadyExists, NotFound
+    from katib.webhook.observations import CollectorKey
+    from katib.webhook.server import certificates
+
+    directory = Path(cert_dir)
+    hosts = [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
+             f"{service}.{namespace}.svc.cluster.local"]
+    if (directory / "tls.crt").exists() and (directory / "tls.key").exists():
+        return certificates(directory, hosts), CollectorKey.load_or_create(directory / "collector.key")
+
+    def write(data: dict) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in _SECRET_FILES:
+            path = directory / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(base64.b64decode(data[name]))
+
+    try:
+        write(backend.get("Secret", namespace, WEBHOOK_SECRET).get("data") or {})
+    except NotFound:
+        certs = certificates(directory, hosts)                     # generated into cert_dir
+        key = CollectorKey.load_or_create(directory / "collector.key")
+        data = {name: base64.b64encode((directory / name).read_bytes()).decode() for name in _SECRET_FILES}
+        try:
+            backend.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                            "metadata": {"name": WEBHOOK_SECRET, "namespace": namespace}, "data": data})
+            return certs, key
+        except AlreadyExists:  # another replica was first: use its
+            write(backend.get("Secret", namespace, WEBHOOK_SECRET).get("data") or {})
+    except KeyError as err:
+        raise ClusterUnusable(f"Secret {namespace}/{WEBHOOK_SECRET} has no {err.args[0]}: delete it to have "
+                              f"it made again") from None
+    return certificates(directory, hosts), CollectorKey.load_or_create(directory / "collector.key")
+
+
+def patch_ca_bundle(backend, ca_pem: bytes) -> list[str]:
+    """Put our CA into every webhook of Katib's two webhook configurations (as upstream's
+    controller does at start); returns the configurations changed. A missing one is skipped."""
+    import base64
+
+    from katib.errors import Conflict, NotFound
+
+    bundle = base64.b64encode(ca_pem).decode()
+    changed = []
+    for kind, name in WEBHOOK_CONFIGURATIONS:
+        for _ in range(5):
+            try:
+                obj = backend.get(kind, "", name)
+            except NotFound:
+                logger.warning("%s %s not found: its caBundle is not set (kubectl apply -k config/)", kind, name)
+                break
+            hooks = obj.get("webhooks") or []
+            if all((h.get("clientConfig") or {}).get("caBundle") == bundle for h in hooks):
+                break
+            for hook in hooks:
+                hook.setdefault("clientConfig", {})["caBundle"] = bundle
+            try:
+                backend.update(obj)
+                changed.append(name)
+                break
+            except Conflict:
+                continue
+    return changed
+
+
+class _LeaderStore:
+    """The observation store of the leader's database; a standby (no database open) answers
+    503 and the collector retries, reaching the leader through the Service eventually."""
+
+    def __init__(self, plane: ClusterControlPlane):
+        self.plane = plane
+
+    def __getattr__(self, op):
+        from katib.db import ObservationStore
+        from katib.errors import TemporaryError
+
+        if self.plane.db is None:
+            raise TemporaryError("this replica is not the leader: the observation store is elsewhere")
+        return getattr(ObservationStore(self.plane.db), op)
+
+
+def start_webhooks(backend, plane: ClusterControlPlane, *, host: str, port: int, cert_dir: str,
+                   namespace: str, service: str = "katib"):
+    """The HTTPS server of the experiment and pod webhooks and of the observation API, with the
+    shared certificate, and the CA patched into the webhook configurations. Returns the server."""
+    from katib.errors import NotFound
+    from katib.runtime import get_configmap_from_backend
+    from katib.webhook import experiment, observations, pod
+    from katib.webhook.server import WebhookServer
+
+    certs, key = shared_certificates(backend, namespace=namespace, service=service, cert_dir=cert_dir)
+    get_configmap = get_configmap_from_backend(lambda: backend)
+
+    def config():
+        cm = get_configmap(namespace, "katib-config")
+        from katib.config import KatibConfig
+        return KatibConfig.from_configmap(cm) if cm is not None else plane.config
+
+    def namespace_labels(ns: str) -> dict | None:
+        try:
+            return (backend.get("Namespace", "", ns).get("metadata") or {}).get("labels") or {}
+        except NotFound:
+            return None
+
+    def get_trial(ns: str, name: str) -> dict | None:
+        try:
+            return backend.get("Trial", ns, name)
+        except NotFound:
+            return None
+
+    ca_pem = certs.ca_bundle()
+    report_address = f"{service}.{namespace}.svc:443"
+
+    def sidecar_env(trial: dict) -> list[dict]:
+        env = [{"name": "KATIB_COLLECTOR_TOKEN", "value": key.trial_token(trial["metadata"]["name"])}]
+        if ca_pem:
+            env.append({"name": "KATIB_CA_PEM", "value": ca_pem.decode()})
+        return env
+
+    handlers = {
+        "/mutate-experiments": lambda body: experiment.mutate(body, katib_namespace=namespace),
+        "/validate-experiments": lambda body: experiment.validate(
+            body, config=config(), get_configmap=get_configmap, namespace_labels=namespace_labels,
+            katib_namespace=namespace),
+        "/mutate-pods": lambda body: pod.mutate(body, get_trial=get_trial, config=config(),
+                                                report_address=report_address, sidecar_env=sidecar_env),
+    }
+    server = WebhookServer(handlers, api=observations.handlers(_LeaderStore(plane), key), host=host, port=port,
+                           certs=certs)
+    server.start()
+    if ca_pem:
+        for name in patch_ca_bundle(backend, ca_pem):
+            logger.info("caBundle of %s set", name)
+    return server

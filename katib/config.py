@@ -51,6 +51,8 @@ class ImageConfig:
     image_pull_policy: str = DEFAULT_PULL_POLICY
     resources: dict[str, dict[str, str]] = field(default_factory=dict)
     service_account_name: str = ""     # suggestion section only
+    command: tuple[str, ...] = ()      # sidecar section only (ours): the collector's command, when
+                                       # the image's entrypoint is not the collector
 
 
 class KatibConfig:
@@ -133,6 +135,8 @@ def _entry(raw: Any, section: str, key: str) -> ImageConfig:
         resources=_resources(raw.get("resources")),
         service_account_name=str(raw.get("serviceAccountName") or "").strip()
         if section == SUGGESTION_KEY else "",
+        command=tuple(str(a) for a in raw.get("command") or ()) if section == COLLECTOR_KEY
+        and isinstance(raw.get("command"), list) else (),
     )
 
 

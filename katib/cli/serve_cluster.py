@@ -49,6 +49,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--health-listen", metavar="HOST:PORT",
                         help="without --fake: serve plain-HTTP /healthz and /readyz there for the probes "
                              "(e.g. :8080; port 0 picks a free one); default: not served")
+    parser.add_argument("--webhook-listen", metavar="HOST:PORT",
+                        help="without --fake: serve the admission webhooks and the observation API over HTTPS "
+                             "there (e.g. 0.0.0.0:8443; port 0 picks one); default: not served")
+    parser.add_argument("--cert-dir", metavar="DIR",
+                        help="the webhook server's tls.crt/tls.key, used as they are; without them the "
+                             "certificate shared by the replicas (Secret katib-webhook) is written there "
+                             "(default: a directory under $TMPDIR)")
+    parser.add_argument("--webhook-service", default="katib", metavar="NAME",
+                        help="the Service in front of the webhooks, named in the certificate (default katib)")
     parser.add_argument("--identity", metavar="NAME",
                         help="this replica's holderIdentity in the Lease (default HOSTNAME_PID)")
 
@@ -66,6 +75,7 @@ def run(args) -> int:
     args.identity = args.identity or default_identity()
     try:
         health_at = parse_listen(args.health_listen) if args.health_listen else None
+        webhook_at = parse_listen(args.webhook_listen, "--webhook-listen") if getattr(args, "webhook_listen", None) else None
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
@@ -77,8 +87,20 @@ def run(args) -> int:
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     plane = ClusterControlPlane(backend, db_url=db_location(args)[0], seed=args.seed)
-    elector = health = None
+    elector = health = webhooks = None
     try:
+        if webhook_at is not None:
+            import tempfile
+
+            from katib.cluster import start_webhooks
+            cert_dir = args.cert_dir or tempfile.mkdtemp(prefix="katib-webhook-")
+            try:
+                webhooks = start_webhooks(backend, plane, host=webhook_at[0], port=webhook_at[1], cert_dir=cert_dir,
+                                          namespace=args.lease_namespace, service=args.webhook_service)
+            except (OSError, KatibError, ValueError) as err:
+                print(f"error: webhooks on {args.webhook_listen}: {one_line(err)}", file=sys.stderr)
+                return EXIT_ERROR
+            print(f"webhooks: {webhooks.url} (certificates in {cert_dir})", file=sys.stderr, flush=True)
         if health_at is not None:
             try:
                 health = HealthServer(*health_at, healthy=lambda: not plane.failed.is_set(), ready=lambda: True)
@@ -103,6 +125,8 @@ def run(args) -> int:
                 return EXIT_ERROR
         return 0
     finally:
+        if webhooks is not None:
+            webhooks.stop()
         if health is not None:
             health.stop()
         plane.stop()

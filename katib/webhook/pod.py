@@ -109,9 +109,12 @@ def sidecar(trial: dict, *, config, report_address: str, mounted: tuple[str, str
         args += ["-kind", "PrometheusMetric", "-url", prometheus_url(collector)]
     resources = {part: {**DEFAULT_RESOURCES[part], **((entry.resources or {}).get(part) or {})}
                  for part in ("requests", "limits")}
-    return {"name": "metrics-logger-and-collector" if kind in ("StdOut", "File") else "metrics-collector",
-            "image": entry.image, "imagePullPolicy": entry.image_pull_policy, "args": args,
-            "resources": resources}
+    out = {"name": "metrics-logger-and-collector" if kind in ("StdOut", "File") else "metrics-collector",
+           "image": entry.image, "imagePullPolicy": entry.image_pull_policy, "args": args,
+           "resources": resources}
+    if entry.command:  # ours: an image whose entrypoint is not the collector (katib-config `command`)
+        out = {**out, "command": list(entry.command)}
+    return out
 
 
 def prometheus_url(collector: dict) -> str:
@@ -148,13 +151,16 @@ def wrap_command(container: dict, *, kind: str, path: str, fs_kind: str) -> None
 
 
 def inject(pod: dict, trial: dict, *, config, report_address: str, job_kind: str,
-           inject_security_context: bool = False) -> dict:
-    """The mutated copy of `pod` (InjectionError when it cannot be done)."""
+           inject_security_context: bool = False, sidecar_env: list[dict] | None = None) -> dict:
+    """The mutated copy of `pod` (InjectionError when it cannot be done). `sidecar_env`: what our
+    collector needs to report (its trial token, katib's CA), added to a non-Custom sidecar."""
     out = copy.deepcopy(pod)
     spec = out.setdefault("spec", {})
     containers = spec.setdefault("containers", [])
     mounted = mount(trial)
     side = sidecar(trial, config=config, report_address=report_address, mounted=mounted)
+    if sidecar_env and collector_kind(trial) != "Custom":
+        side["env"] = list(side.get("env") or []) + copy.deepcopy(sidecar_env)
     if inject_security_context and containers and containers[0].get("securityContext"):
         side["securityContext"] = copy.deepcopy(containers[0]["securityContext"])
     containers.append(side)
@@ -174,7 +180,8 @@ def inject(pod: dict, trial: dict, *, config, report_address: str, job_kind: str
 
 
 def mutate(body, *, get_trial: Callable[[str, str], dict | None], config, report_address: str,
-           inject_security_context: bool = False) -> dict:
+           inject_security_context: bool = False,
+           sidecar_env: Callable[[dict], list[dict]] | None = None) -> dict:
     """The answer to a mutating review of a Pod: a JSON patch for trial pods, allowed as-is for
     the others, refused (400, upstream's messages) when the collector cannot be injected."""
     api_version, request = rv.read_request(body)
@@ -187,7 +194,8 @@ def mutate(body, *, get_trial: Callable[[str, str], dict | None], config, report
         return rv.allow(api_version, request)
     try:
         mutated = inject(pod, trial, config=config, report_address=report_address, job_kind=owner(pod)["kind"],
-                         inject_security_context=inject_security_context)
+                         inject_security_context=inject_security_context,
+                         sidecar_env=sidecar_env(trial) if sidecar_env is not None else None)
     except InjectionError as err:
         return rv.deny(api_version, request, {"code": 400, "reason": "BadRequest", "message": str(err)})
     return rv.patch(api_version, request, jsonpatch.make_patch(pod, mutated).patch)
