@@ -18,6 +18,9 @@ from katib.webhook import pod as wp
 from katib.webhook.server import WebhookServer, certificates
 
 CONFIG = KatibConfig.load(None)
+# A katib-config whose sidecars lack a kind (upstream's had no PrometheusMetric entry).
+NO_PROMETHEUS = KatibConfig({"metrics-collector-sidecar": json.dumps({"StdOut": {"image": "collector:1"}})})
+COLLECTOR = {"image": "katib:latest", "command": ["python", "-m", "collector"]}  # ours: config/katib-config.yaml
 ADDR = "katib.kubeflow.svc:443"
 RANDOM_ARGS = ["--batch-size=64", "--lr=0.0274", "--num-layers=4", "--optimizer=sgd"]
 
@@ -62,7 +65,7 @@ def test_stdout_job_pod_exactly_as_upstream():
     assert training["volumeMounts"] == [{"name": "metrics-volume", "mountPath": "/var/log/katib"}]
     assert side == {
         "name": "metrics-logger-and-collector",
-        "image": "gcr.io/kubeflow-images-public/katib/v1alpha3/file-metrics-collector",
+        **COLLECTOR,
         "imagePullPolicy": "IfNotPresent",
         "args": ["-t", "random-example-fm2g6jpj", "-m", "Validation-accuracy;Train-accuracy", "-s", ADDR,
                  "-path", "/var/log/katib/metrics.log"],
@@ -111,7 +114,7 @@ def test_tensorflow_event_collector():
     out = inject(job_pod(), tr)
     training, side = out["spec"]["containers"]
     assert side["name"] == "metrics-collector"
-    assert side["image"] == "gcr.io/kubeflow-images-public/katib/v1alpha3/tfevent-metrics-collector"
+    assert (side["image"], side["command"]) == (COLLECTOR["image"], COLLECTOR["command"])
     assert side["args"] == ["-t", "random-example-fm2g6jpj", "-m", "Validation-accuracy", "-s", ADDR, "-path", "/train"]
     assert side["resources"]["limits"] == {"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "5Gi"}
     assert side["volumeMounts"] == training["volumeMounts"] == [{"name": "metrics-volume", "mountPath": "/train"}]
@@ -197,7 +200,7 @@ def test_prometheus_sidecar_scrapes_the_trainers_endpoint():
 ])
 def test_refusals(tr, pod, message):
     with pytest.raises(wp.InjectionError, match=message):
-        inject(pod, tr)
+        wp.inject(pod, tr, config=NO_PROMETHEUS, report_address=ADDR, job_kind="Job")
 
 
 # -- over HTTPS -----------------------------------------------------------------------------
@@ -210,7 +213,7 @@ def server(tmp_path_factory):
             raise RuntimeError("trials.kubeflow.org is forbidden")
         return trials.get(name) if ns == "default" else None
 
-    srv = WebhookServer({"/mutate-pods": lambda body: wp.mutate(body, get_trial=get_trial, config=CONFIG,
+    srv = WebhookServer({"/mutate-pods": lambda body: wp.mutate(body, get_trial=get_trial, config=NO_PROMETHEUS,
                                                                 report_address=ADDR)},
                         host="127.0.0.1", port=0, certs=certificates(tmp_path_factory.mktemp("c"), ["127.0.0.1"]))
     srv.start()
@@ -240,7 +243,8 @@ def test_the_review_answer_is_the_patch_to_the_injected_pod(server):
     code, answer = post(server, pod_review(pod))
     assert code == 200 and answer["response"]["allowed"] is True and answer["response"]["patchType"] == "JSONPatch"
     patched = jsonpatch.apply_patch(copy.deepcopy(pod), json.loads(base64.b64decode(answer["response"]["patch"])))
-    assert patched == inject(pod, trial())
+    assert patched == wp.inject(pod, trial(), config=NO_PROMETHEUS, report_address=ADDR, job_kind="Job")
+    assert patched["spec"]["containers"][1]["image"] == "collector:1"
 
 
 def test_other_pods_pass_unchanged_and_refusals_and_errors(server):
