@@ -1,7 +1,8 @@
-"""The same experiment ends the same way run by `katib.py --fake run` and applied to
-`katib.py --fake serve --api-only` (the stand-in cluster) with `katib.py serve --kubeconfig`
-(KubeBackend, no leader election) as its controller: the same final condition, counts, trial
-assignments with their metrics, and optimal trial."""
+"""The same experiment ends the same way run by `katib.py --fake run`, applied with kubectl to
+`katib.py --fake serve` (the laptop's control plane), and applied to `katib.py --fake serve
+--api-only` (the stand-in cluster) with `katib.py serve --kubeconfig` (KubeBackend, no leader
+election) as its controller: the same final condition, counts, trial assignments with their
+metrics, and optimal trial."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.apiserver_fixture import start_api_server
 from tests.experiments import shell_experiment
@@ -30,7 +33,10 @@ def outcome(exp: dict, trials: list[dict]) -> dict:
     }
 
 
-def test_cluster_controller_ends_as_fake_run(tmp_path):
+@pytest.fixture(scope="module")
+def ran_locally(tmp_path_factory) -> tuple[Path, dict]:
+    """The experiment file and how `katib.py --fake run` ends it."""
+    tmp_path = tmp_path_factory.mktemp("local")
     exp = shell_experiment("parity", script="", parallel=2, max_trials=4, x_max=20)
     path = tmp_path / "exp.json"
     path.write_text(json.dumps(exp))
@@ -42,7 +48,27 @@ def test_cluster_controller_ends_as_fake_run(tmp_path):
     expected = outcome(ran["experiment"], ran["trials"])
     assert expected["condition"] == "Succeeded" and expected["counts"]["trialsSucceeded"] == 4 and \
         len(expected["trials"]) == 4, expected
+    return path, expected
 
+
+def test_kubectl_apply_to_fake_serve_ends_as_fake_run(ran_locally, tmp_path):
+    path, expected = ran_locally
+    server = start_api_server(tmp_path, db=tmp_path / "serve.db")
+    try:
+        server.kubectl("apply", "-f", str(path))
+        server.kubectl("wait", "--for=condition=Succeeded", "experiment/parity", "--timeout=90s", timeout=120)
+        api = server.custom_objects()
+        got = api.get_namespaced_custom_object("kubeflow.org", "v1alpha3", "default", "experiments", "parity")
+        trials = api.list_namespaced_custom_object("kubeflow.org", "v1alpha3", "default", "trials",
+                                                   label_selector="experiment=parity")["items"]
+        assert outcome(got, trials) == expected
+    finally:
+        code = server.stop()
+    assert code == 0, server.output()
+
+
+def test_cluster_controller_ends_as_fake_run(ran_locally, tmp_path):
+    path, expected = ran_locally
     server = start_api_server(tmp_path / "cluster", api_only=True, db=tmp_path / "cluster.db")
     controller = subprocess.Popen([sys.executable, str(ROOT / "katib.py"), "serve", "--kubeconfig",
                                    str(server.kubeconfig), "--db", str(tmp_path / "cluster.db"),

@@ -196,14 +196,10 @@ CASES = [
                                        f"{MC}.source.fileSystemPath": {"path": "rel", "kind": "Directory"}},
      [f'{MC}.source.fileSystemPath.path: Invalid value: "rel": {DIR_MSG}']),
     ("PrometheusMetric named port", {f"{MC}.collector.kind": "PrometheusMetric", f"{MC}.source.httpGet": {"port": "http"}},
-     [f"{MC}.collector.kind: GetMetricsCollectorImage failed: Cannot support metricsCollector injection "
-      "for kind PrometheusMetric.",
-      f'{MC}.source.httpGet.port: Invalid value: "http": must be a positive integer value for metrics '
+     [      f'{MC}.source.httpGet.port: Invalid value: "http": must be a positive integer value for metrics '
       "collector kind: PrometheusMetric."]),
     ("PrometheusMetric bad path", {f"{MC}.collector.kind": "PrometheusMetric", f"{MC}.source.httpGet": {"path": "metrics"}},
-     [f"{MC}.collector.kind: GetMetricsCollectorImage failed: Cannot support metricsCollector injection "
-      "for kind PrometheusMetric.",
-      f'{MC}.source.httpGet.path: Invalid value: "metrics": is invalid for metrics collector kind: PrometheusMetric.']),
+     [      f'{MC}.source.httpGet.path: Invalid value: "metrics": is invalid for metrics collector kind: PrometheusMetric.']),
     ("Custom without customCollector", {f"{MC}.collector.kind": "Custom"},
      [f"{MC}.collector.customCollector: Required value: is required for metrics collector kind: Custom."]),
     ("Custom relative fileSystemPath", {f"{MC}.collector": {"kind": "Custom", "customCollector": {"name": "c"}},
@@ -349,10 +345,12 @@ def test_algorithm_lookup_errors_carry_katib_config_texts():
     assert check(base(), config=blank_image) == []   # image is optional in-process
 
 
-def test_prometheus_is_admitted_when_katib_config_has_a_collector_for_it():
-    config = KatibConfig({**CONFIG.data, "metrics-collector-sidecar": '{"PrometheusMetric": {"image": "p"}}'})
+def test_prometheus_is_admitted_only_when_katib_config_has_a_collector_for_it():
     exp = edit(base(), {f"{MC}.collector.kind": "PrometheusMetric"})
-    assert check(exp, config=config) == []
+    assert check(exp) == []  # ours has one; upstream's katib-config had none
+    config = KatibConfig({**CONFIG.data, "metrics-collector-sidecar": '{"StdOut": {"image": "p"}}'})
+    assert check(exp, config=config) == [f"{MC}.collector.kind: GetMetricsCollectorImage failed: Cannot support "
+                                         "metricsCollector injection for kind PrometheusMetric."]
 
 
 # -- UPDATE ---------------------------------------------------------------------------------
