@@ -8,8 +8,13 @@ fake API on SQLite, controllers, random algorithm, local processes, StdOut metri
   ceil(N / P) x the command's own median run time (measured beside it);
 * trials per second; peak RSS of the process (each size runs in a fresh child process).
 
+`--via kubectl` measures the laptop's kubectl path instead: `katib.py --fake serve` in its own
+process, the experiment applied with the pinned kubectl and awaited with `kubectl wait`; the wall
+time runs from the apply to the end of the wait, and the peak RSS is the serve process's.
+
     python bench/controlplane.py                      # N = 100, 1000, 10000 at P = 10
     python bench/controlplane.py --sizes 100,1000 --parallel 10
+    python bench/controlplane.py --sizes 1000 --via process,kubectl
 
 Results: a table on stdout, and bench/results/controlplane.json + .md."""
 from __future__ import annotations
@@ -98,22 +103,68 @@ def run_one(n: int, parallel: int) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def run_kubectl_one(n: int, parallel: int) -> dict:
+    """`katib.py --fake serve` + `kubectl apply -f` + `kubectl wait`, timed from the apply."""
+    kubectl = Path(sys.executable).parent / "kubectl"
+    with tempfile.TemporaryDirectory(prefix="katib-bench-") as tmp:
+        tmp_path = Path(tmp)
+        kubeconfig, exp_file = tmp_path / "kubeconfig", tmp_path / "exp.json"
+        exp_file.write_text(json.dumps(experiment(n, parallel)))
+        serve = subprocess.Popen([sys.executable, str(ROOT / "katib.py"), "--fake", "--db", str(tmp_path / "katib.db"),
+                                  "serve", "--listen", "127.0.0.1:0", "--kubeconfig", str(kubeconfig),
+                                  "--seed", "1", "--parallel", str(parallel)],
+                                 cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in serve.stderr:  # the first line says where it serves: then the API is up
+                if line.startswith("serving the Kubernetes API at"):
+                    break
+            else:
+                raise RuntimeError(f"katib.py --fake serve exited {serve.wait()}")
+            base = [str(kubectl), "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache")]
+            t0 = time.perf_counter()
+            subprocess.run([*base, "apply", "-f", str(exp_file)], check=True, capture_output=True)
+            subprocess.run([*base, "wait", "--for=condition=Succeeded", "experiment/bench", "--timeout=3600s"],
+                           check=True, capture_output=True)
+            wall = time.perf_counter() - t0
+            got = json.loads(subprocess.run([*base, "get", "experiment", "bench", "-o", "json"], check=True,
+                                            capture_output=True, text=True).stdout)
+            rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{serve.pid}/status").read_text().splitlines()
+                          if line.startswith("VmHWM:"))
+        finally:
+            serve.terminate()
+            serve.wait(30)
+    return {"n": n, "parallel": parallel, "wall_s": wall, "succeeded": got["status"].get("trialsSucceeded", 0),
+            "peak_rss_mb": rss_kb / 1024}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated trial counts")
     parser.add_argument("--parallel", type=int, default=10, help="parallelTrialCount")
+    parser.add_argument("--via", default="process",
+                        help="comma-separated: process (in-process control plane), kubectl (kubectl against "
+                             "katib.py --fake serve)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    vias = args.via.split(",")
+    if set(vias) - {"process", "kubectl"}:
+        parser.error(f"--via: unknown mode(s) {', '.join(sorted(set(vias) - {'process', 'kubectl'}))}")
     if args.one:
         print(json.dumps(run_one(args.one, args.parallel)))
         return 0
     cmd_s = command_time()
     rows = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        print(f"running N={n} P={args.parallel} ...", file=sys.stderr, flush=True)
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--parallel", str(args.parallel)],
-                             capture_output=True, text=True, check=True)
-        res = json.loads(out.stdout.strip().splitlines()[-1])
+    for n, via in ((int(s), via) for s in args.sizes.split(",") for via in vias):
+        print(f"running N={n} P={args.parallel} via {via} ...", file=sys.stderr, flush=True)
+        if via == "kubectl":
+            res = run_kubectl_one(n, args.parallel)
+        else:
+            out = subprocess.run([sys.executable, __file__, "--one", str(n), "--parallel", str(args.parallel)],
+                                 capture_output=True, text=True, check=True)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+        res["via"] = via
+        if res["succeeded"] != n:
+            raise SystemExit(f"N={n} via {via}: {res['succeeded']} trials succeeded, not {n}")
         ideal = math.ceil(n / args.parallel) * cmd_s
         res.update(ideal_s=ideal, overhead_ms=(res["wall_s"] - ideal) / n * 1000,
                    trials_per_s=n / res["wall_s"])
@@ -121,12 +172,12 @@ def main() -> int:
         print(f"  wall {res['wall_s']:.1f}s, overhead {res['overhead_ms']:.2f} ms/trial", file=sys.stderr)
     lines = [f"command `{' '.join(COMMAND)}`: median {cmd_s * 1000:.2f} ms; P = {args.parallel}; "
              f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-             "", "| N | wall (s) | ideal (s) | overhead / trial (ms) | trials/s | peak RSS (MB) |",
-             "|---:|---:|---:|---:|---:|---:|"]
+             "", "| N | via | wall (s) | ideal (s) | overhead / trial (ms) | trials/s | peak RSS (MB) |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['n']} | {r['wall_s']:.2f} | {r['ideal_s']:.2f} | {r['overhead_ms']:.2f} | "
+        lines.append(f"| {r['n']} | {r['via']} | {r['wall_s']:.2f} | {r['ideal_s']:.2f} | {r['overhead_ms']:.2f} | "
                      f"{r['trials_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
-    by_n = {r["n"]: r for r in rows}
+    by_n = {r["n"]: r for r in rows if r["via"] == "process"}
     if 1000 in by_n and 10000 in by_n:
         lines.append("")
         lines.append(f"overhead ratio 10,000 / 1,000: {by_n[10000]['overhead_ms'] / by_n[1000]['overhead_ms']:.2f}")
