@@ -313,3 +313,55 @@ def start_webhooks(backend, plane: ClusterControlPlane, *, host: str, port: int,
         for name in patch_ca_bundle(backend, ca_pem):
             logger.info("caBundle of %s set", name)
     return server
+
+
+def advertise(backend, *, namespace: str, service: str, ip: str, port: int) -> None:
+    """Publish ip:port as an address of the Service's Endpoints (`--advertise-address`): how a
+    fake cluster, which has no endpoints controller, finds the webhooks of this replica. Each
+    replica adds its own subset (replicas listen on different ports) and removes it at stop."""
+    from katib.errors import NotFound
+
+    try:
+        ports = (backend.get("Service", namespace, service).get("spec") or {}).get("ports") or []
+    except NotFound:
+        ports = []
+    names = [p.get("name") or "" for p in ports] or ["webhook"]
+    subset = {"addresses": [{"ip": ip}], "ports": [{"name": n, "port": port, "protocol": "TCP"} for n in names]}
+    _edit_endpoints(backend, namespace, service,
+                    lambda subsets: [s for s in subsets if not _is_ours(s, ip, port)] + [subset])
+
+
+def withdraw(backend, *, namespace: str, service: str, ip: str, port: int) -> None:
+    """Remove what `advertise` published (best effort: a failure is logged)."""
+    try:
+        _edit_endpoints(backend, namespace, service,
+                        lambda subsets: [s for s in subsets if not _is_ours(s, ip, port)])
+    except Exception as err:  # noqa: BLE001 - stopping: the next start replaces a stale entry
+        logger.warning("Endpoints %s/%s: our address %s:%s not withdrawn: %s", namespace, service, ip, port, err)
+
+
+def _is_ours(subset: dict, ip: str, port: int) -> bool:
+    return ([a.get("ip") for a in subset.get("addresses") or ()] == [ip]
+            and {p.get("port") for p in subset.get("ports") or ()} == {port})
+
+
+def _edit_endpoints(backend, namespace: str, service: str, edit) -> None:
+    from katib.errors import AlreadyExists, Conflict, NotFound
+
+    for _ in range(10):
+        try:
+            obj = backend.get("Endpoints", namespace, service)
+        except NotFound:
+            obj = None
+        subsets = edit(list((obj or {}).get("subsets") or []))
+        try:
+            if obj is None:
+                backend.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {
+                    "name": service, "namespace": namespace, "labels": {"app": service}}, "subsets": subsets})
+            elif subsets != (obj.get("subsets") or []):
+                obj["subsets"] = subsets
+                backend.update(obj)
+            return
+        except (Conflict, AlreadyExists):
+            continue
+    raise ClusterUnusable(f"Endpoints {namespace}/{service} kept changing: our address is not published")

@@ -134,8 +134,10 @@ class FakeControlPlane:
     def __init__(self, *, db_url: str | None, work_dir: Path, status_interval: float = 0.2,
                  seed: int | None = None, clock=None, max_parallel: int | None = None,
                  backend_options: dict | None = None, controller_view: Callable | None = None,
-                 informer_threads: bool = False):
+                 informer_threads: bool = False, api_only: bool = False):
         """`backend_options`: extra FakeBackend arguments (watch_history, served);
+        `api_only`: no in-process Experiment admission, only the webhooks registered in the
+        fake (a cluster before Katib is installed has no Katib admission);
         `controller_view(backend)`: what the controllers talk to instead of the backend itself
         (tests: fake_flaky.FlakyWatches, late and cut watches); `informer_threads`: watch on
         one thread per kind as against a cluster, instead of on the controllers' thread woken
@@ -159,13 +161,14 @@ class FakeControlPlane:
         try:
             self._assemble(db_url=db_url, work_dir=work_dir, status_interval=status_interval,
                            seed=seed, max_parallel=max_parallel, backend_options=backend_options or {},
-                           controller_view=controller_view, informer_threads=informer_threads)
+                           controller_view=controller_view, informer_threads=informer_threads,
+                           api_only=api_only)
         except BaseException:  # a corrupt row, a full disk...: let the next process in
             self._release()
             raise
 
     def _assemble(self, *, db_url, work_dir, status_interval, seed, max_parallel, backend_options,
-                  controller_view, informer_threads) -> None:
+                  controller_view, informer_threads, api_only) -> None:
         from katib.backends.fake import FakeBackend
         from katib.backends.kubelet import LocalKubelet
         from katib.backends.local_runner import LocalRunner
@@ -178,7 +181,8 @@ class FakeControlPlane:
         get_configmap = get_configmap_from_backend(lambda: self.backend)
         admission = experiment_admission(self.config, get_configmap)
         persistence = None if db_url == ":memory:" else SelectivePersistence(ObjectTable(self.db))
-        self.backend = FakeBackend(clock=self.clock, admit=admission, persistence=persistence, **backend_options)
+        self.backend = FakeBackend(clock=self.clock, admit=None if api_only else admission, persistence=persistence,
+                                   **{"webhooks": True, **backend_options})
         install_defaults(self.backend)
         self.observations = ObservationStore(self.db)
         view = self.backend if controller_view is None else controller_view(self.backend)

@@ -78,6 +78,19 @@ async def errors_middleware(request: web.Request, handler):
 
 
 @web.middleware
+async def warnings_middleware(request: web.Request, handler):
+    """Admission webhooks' warnings as `Warning: 299 - "..."` headers, as kube-apiserver sends them."""
+    from katib.backends.fake_webhooks import collect_warnings
+
+    found = collect_warnings()
+    response = await handler(request)
+    if found and not response.prepared:
+        for text in dict.fromkeys(found):
+            response.headers.add("Warning", '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return response
+
+
+@web.middleware
 async def auth_middleware(request: web.Request, handler):
     ctx: Context = request.app[CONTEXT]
     header = request.headers.get("Authorization", "")
@@ -88,7 +101,7 @@ async def auth_middleware(request: web.Request, handler):
 
 
 def build_app(ctx: Context) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[warnings_middleware, errors_middleware, auth_middleware], client_max_size=MAX_BODY)
     app[CONTEXT] = ctx
     for path in ("/healthz", "/readyz", "/livez"):
         app.router.add_get(path, health)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import json
 from functools import partial
 
@@ -34,8 +35,9 @@ def route(method: str, target):
 
 async def call(ctx, target, fn, *args, **kwargs):
     """Run a blocking backend call off the loop; its katib.errors become Status errors."""
-    try:
-        return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+    try:   # in this request's context: admission warnings reach its list (app.warnings_middleware)
+        return await asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run,
+                                                                partial(fn, *args, **kwargs))
     except Exception as err:  # noqa: BLE001 - re-raised unless it is a backend answer
         raise from_exception(err, target.res, target.name or "") from None
 

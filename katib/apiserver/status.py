@@ -85,6 +85,10 @@ def from_exception(err: Exception, res: Resource | None, name: str = "") -> ApiE
     """The Status error for a backend exception; anything unexpected is re-raised."""
     if isinstance(err, ApiError):
         return err
+    status = getattr(err, "api_status", None)
+    if isinstance(status, dict):   # an admission webhook's answer, relayed as it is
+        return ApiError(int(status.get("code") or 500), str(status.get("reason") or ""), str(status.get("message")),
+                        details=status.get("details"))
     details = {"name": name, "group": res.group, "kind": res.plural} if res is not None and name else None
     if isinstance(err, NotFound):
         return ApiError(404, "NotFound", str(err), details=details)

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from katib.backends import fake_events, fake_gc
+from katib.backends import fake_events, fake_gc, fake_webhooks
 from katib.backends.base import RESOURCES, Handler, Resource, WatchEvent, matches_labels, object_key
 from katib.backends.fake_faults import Faults, Injection
 from katib.backends.fake_meta import (
@@ -33,12 +33,13 @@ from katib.backends.fake_meta import (
 from katib.backends.fake_store import Persistence, Store, Txn, clone
 from katib.backends.fake_watch import History
 from katib.clock import Clock
-from katib.errors import FieldError, Invalid, NotFound, TemporaryError
+from katib.errors import Conflict, FieldError, Invalid, NotFound, TemporaryError
 
 logger = logging.getLogger(__name__)
 
 Admit = Callable[[str, dict, "dict | None"], dict]
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_WEBHOOK_ROUNDS = 5   # admissions of one update that lost the race to another writer
 
 
 @dataclass(eq=False)
@@ -57,10 +58,11 @@ class FakeBackend:
                  admit_kinds: Iterable[str] | None = None, persistence: Persistence | None = None,
                  max_events_per_object: int = 100, max_events: int = 10_000,
                  event_source: str = "katib-controller", watch_history: int = 1000,
-                 served: Iterable[str] | None = None):
+                 served: Iterable[str] | None = None, webhooks: bool = False):
         """`watch_history`: changes kept per kind for watches to resume from (older versions
         get Expired). `served`: the kinds to serve (default all of RESOURCES), to play a
-        cluster on which some CRDs are not installed."""
+        cluster on which some CRDs are not installed. `webhooks`: call the admission webhooks
+        registered in it, as kube-apiserver does (fake_webhooks), after `admit`'s mutation."""
         if max_events_per_object < 1 or max_events < 1:
             raise ValueError("event limits must be at least 1")
         if watch_history < 1:
@@ -84,6 +86,7 @@ class FakeBackend:
         self._histories = {kind: History(kind, limit=watch_history, horizon=self._store.rv) for kind in RESOURCES}
         if persistence is not None:
             self.collect_garbage()  # finish cascades a crash interrupted
+        self._webhooks = fake_webhooks.Webhooks(self) if webhooks else None
 
     # ---- reads ------------------------------------------------------------------------------
     def get(self, kind: str, namespace: str, name: str, *, readonly: bool = False) -> dict:
@@ -121,11 +124,15 @@ class FakeBackend:
         else:
             meta.pop("namespace", None)
         self._faults.check("create", res.kind, str(meta.get("namespace", "")), str(meta.get("name")))
+        hooks = self._hooks("CREATE", res)
+        if hooks:   # outside the lock: a webhook may read this API while it answers
+            new = self._webhooks.mutate(hooks, "CREATE", res, new, None)
+            with self._lock:
+                new = self._named_and_admitted(res, new)
+            self._webhooks.validate(hooks, "CREATE", res, new, None)
         with self._writing() as txn:
-            errors = create_errors(res, new)   # before a name is generated from generateName
-            if not errors and not meta.get("name") and meta.get("generateName"):
-                meta["name"] = self._generate_name(res, meta)
-            new = self._admit_with(errors, res, new)
+            if not hooks:
+                new = self._named_and_admitted(res, new)
             if self._store.get(object_key(new)) is not None:
                 raise already_exists(res, new["metadata"]["name"])
             if res.has_status:
@@ -137,6 +144,13 @@ class FakeBackend:
             stored = txn.commit(new)
         self._faults.check("create", res.kind, meta.get("namespace", ""), meta["name"], after=True)
         return clone(stored)
+
+    def _named_and_admitted(self, res: Resource, new: dict) -> dict:
+        meta = new["metadata"]
+        errors = create_errors(res, new)   # before a name is generated from generateName
+        if not errors and not meta.get("name") and meta.get("generateName"):
+            meta["name"] = self._generate_name(res, meta)
+        return self._admit_with(errors, res, new)
 
     def _admit_with(self, errors: list[FieldError], res: Resource, new: dict) -> dict:
         """CREATE admission of `new`; raises Invalid with `errors` (the metadata's) followed by
@@ -158,22 +172,72 @@ class FakeBackend:
         res = resolve(incoming)
         ns, name = address(res, incoming)
         self._faults.check("update", res.kind, ns, name)
-        with self._writing() as txn:
-            stored = self._stored(res, ns, name)
-            check_preconditions(res, stored, incoming)
-            errors = metadata_errors(incoming.get("metadata") or {})
-            if errors:
-                raise Invalid(errors, kind=res.kind, name=name)
-            new = merge_update(stored, incoming, has_status=res.has_status)
-            if self._admits(res):
-                admitted = self._admit("UPDATE", res, clone(new), clone(stored))
-                new = merge_update(stored, admitted, has_status=res.has_status)
-            refused = added_finalizers_error(stored, new)
-            if refused:
-                raise refused
-            result = stored if new == stored else self._commit_update(txn, res, stored, new)
+        hooks = self._hooks("UPDATE", res)
+        if hooks:
+            result = self._update_through_webhooks(res, ns, name, incoming, hooks)
+        else:
+            with self._writing() as txn:
+                stored = self._stored(res, ns, name)
+                new = self._admitted_update(res, stored, self._merged(res, stored, incoming))
+                result = stored if new == stored else self._commit_update(txn, res, stored, new)
         self._faults.check("update", res.kind, ns, name, after=True)
         return clone(result)
+
+    def _merged(self, res: Resource, stored: dict, incoming: dict) -> dict:
+        check_preconditions(res, stored, incoming)
+        errors = metadata_errors(incoming.get("metadata") or {})
+        if errors:
+            raise Invalid(errors, kind=res.kind, name=stored["metadata"]["name"])
+        return merge_update(stored, incoming, has_status=res.has_status)
+
+    def _admitted_update(self, res: Resource, stored: dict, new: dict) -> dict:
+        if self._admits(res):
+            admitted = self._admit("UPDATE", res, clone(new), clone(stored))
+            new = merge_update(stored, admitted, has_status=res.has_status)
+        refused = added_finalizers_error(stored, new)
+        if refused:
+            raise refused
+        return new
+
+    def _update_through_webhooks(self, res: Resource, ns: str, name: str, incoming: dict, hooks,
+                                 subresource: str = "") -> dict:
+        """An update whose webhooks are called outside the lock; written only if the object did
+        not change meanwhile (else, without a resourceVersion in `incoming`, admitted again)."""
+        for _ in range(_WEBHOOK_ROUNDS):
+            with self._lock:
+                stored = self._stored(res, ns, name)
+                if subresource:
+                    check_preconditions(res, stored, incoming)
+                    new = self._with_status(stored, incoming)
+                else:
+                    new = self._merged(res, stored, incoming)
+            new = self._webhooks.mutate(hooks, "UPDATE", res, new, clone(stored), subresource=subresource)
+            if subresource:
+                new = self._with_status(stored, new)
+            else:
+                with self._lock:
+                    new = self._admitted_update(res, stored, merge_update(stored, new, has_status=res.has_status))
+            self._webhooks.validate(hooks, "UPDATE", res, new, clone(stored), subresource=subresource)
+            with self._writing() as txn:
+                current = self._stored(res, ns, name)
+                if current is stored:
+                    if new == stored:
+                        return stored
+                    return txn.commit(new) if subresource else self._commit_update(txn, res, stored, new)
+                check_preconditions(res, current, incoming)
+        raise Conflict(f"Operation cannot be fulfilled on {resource_text(res)} \"{name}\": the object kept "
+                       f"changing while its admission webhooks were called; please apply your changes to the "
+                       f"latest version and try again")
+
+    @staticmethod
+    def _with_status(stored: dict, incoming: dict) -> dict:
+        new = {k: v for k, v in stored.items() if k != "status"}
+        if incoming.get("status") is not None:
+            new["status"] = clone(incoming["status"])
+        return new
+
+    def _hooks(self, operation: str, res: Resource, subresource: str = "") -> tuple:
+        return self._webhooks.covering(operation, res, subresource) if self._webhooks is not None else ()
 
     def update_status(self, obj: dict) -> dict:
         """Write only `status` (the status subresource): no admission, no generation bump."""
@@ -183,6 +247,11 @@ class FakeBackend:
         ns, name = address(res, obj)
         self._faults.check("update_status", res.kind, ns, name)
         status = clone(obj.get("status"))
+        hooks = self._hooks("UPDATE", res, "status")
+        if hooks:
+            result = self._update_through_webhooks(res, ns, name, clone(obj), hooks, subresource="status")
+            self._faults.check("update_status", res.kind, ns, name, after=True)
+            return clone(result)
         with self._writing() as txn:
             stored = self._stored(res, ns, name)
             check_preconditions(res, stored, obj)
@@ -206,6 +275,11 @@ class FakeBackend:
             raise Invalid([FieldError("propagationPolicy", f"supported values: {', '.join(fake_gc.PROPAGATIONS)}",
                                       propagation, kind="Unsupported value")], kind=kind, name=name)
         self._faults.check("delete", kind, ns, name)
+        hooks = self._hooks("DELETE", res)
+        if hooks:
+            old = self.get(kind, ns, name)
+            self._webhooks.mutate(hooks, "DELETE", res, None, old)
+            self._webhooks.validate(hooks, "DELETE", res, None, old)
         with self._writing() as txn:
             fake_gc.delete_object(txn, self._stored(res, ns, name), propagation)
         self._faults.check("delete", kind, ns, name, after=True)

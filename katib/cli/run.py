@@ -153,7 +153,7 @@ def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
     try:
         try:
             plane = FakeControlPlane(db_url=db, work_dir=work, seed=getattr(args, "seed", None),
-                                     max_parallel=parallel_cap(args))
+                                     max_parallel=parallel_cap(args), api_only=getattr(args, "api_only", False))
         except DatabaseLocked as locked:
             plane = read_only_ok and open_read_only(db_url=db, work_dir=work, experiments=experiments, locked=locked)
             if not plane and read_only_ok:   # held by a serve: through its API

@@ -58,6 +58,12 @@ def add_arguments(parser) -> None:
                              "(default: a directory under $TMPDIR)")
     parser.add_argument("--webhook-service", default="katib", metavar="NAME",
                         help="the Service in front of the webhooks, named in the certificate (default katib)")
+    parser.add_argument("--advertise-address", metavar="IP",
+                        help="without --fake: publish IP and the --webhook-listen port as an address of the "
+                             "webhook Service's Endpoints (removed at stop), for a stand-in cluster such as "
+                             "`katib.py --fake serve --api-only`, which has no endpoints controller; never on a "
+                             "real cluster, whose endpoints controller owns them (needs endpoints get/create/"
+                             "update in --lease-namespace, which config/rbac.yaml does not grant)")
     parser.add_argument("--identity", metavar="NAME",
                         help="this replica's holderIdentity in the Lease (default HOSTNAME_PID)")
 
@@ -79,6 +85,9 @@ def run(args) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
+    if getattr(args, "advertise_address", None) and webhook_at is None:
+        print("error: --advertise-address needs --webhook-listen", file=sys.stderr)
+        return EXIT_ERROR
     try:
         backend = connect_cluster(args.kubeconfig, identity=args.identity)
     except (ClusterUnusable, KatibError) as err:
@@ -87,7 +96,7 @@ def run(args) -> int:
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     plane = ClusterControlPlane(backend, db_url=db_location(args)[0], seed=args.seed)
-    elector = health = webhooks = None
+    elector = health = webhooks = advertised = None
     try:
         if webhook_at is not None:
             import tempfile
@@ -100,6 +109,15 @@ def run(args) -> int:
             except (OSError, KatibError, ValueError) as err:
                 print(f"error: webhooks on {args.webhook_listen}: {one_line(err)}", file=sys.stderr)
                 return EXIT_ERROR
+            if args.advertise_address:
+                from katib.cluster import advertise
+                try:
+                    advertise(backend, namespace=args.lease_namespace, service=args.webhook_service,
+                              ip=args.advertise_address, port=webhooks.port)
+                except KatibError as err:
+                    print(f"error: --advertise-address: {one_line(err)}", file=sys.stderr)
+                    return EXIT_ERROR
+                advertised = (args.advertise_address, webhooks.port)
             print(f"webhooks: {webhooks.url} (certificates in {cert_dir})", file=sys.stderr, flush=True)
         if health_at is not None:
             try:
@@ -125,6 +143,10 @@ def run(args) -> int:
                 return EXIT_ERROR
         return 0
     finally:
+        if advertised is not None:
+            from katib.cluster import withdraw
+            withdraw(backend, namespace=args.lease_namespace, service=args.webhook_service, ip=advertised[0],
+                     port=advertised[1])
         if webhooks is not None:
             webhooks.stop()
         if health is not None:
