@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.apiserver_fixture import start_api_server
+from tests.cluster_fixture import WEBHOOK_ARGS, install_admission
 from tests.experiments import shell_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,11 +71,18 @@ def test_kubectl_apply_to_fake_serve_ends_as_fake_run(ran_locally, tmp_path):
 def test_cluster_controller_ends_as_fake_run(ran_locally, tmp_path):
     path, expected = ran_locally
     server = start_api_server(tmp_path / "cluster", api_only=True, db=tmp_path / "cluster.db")
+    install_admission(server)   # the experiment is admitted through the controller's webhooks only
+    server.kubectl("label", "namespace", "default", "katib-metricscollector-injection=enabled")  # Katib's gate
     controller = subprocess.Popen([sys.executable, str(ROOT / "katib.py"), "serve", "--kubeconfig",
                                    str(server.kubeconfig), "--db", str(tmp_path / "cluster.db"),
-                                   "--health-listen", "127.0.0.1:0"],
+                                   "--health-listen", "127.0.0.1:0", *WEBHOOK_ARGS,
+                                   "--cert-dir", str(tmp_path / "certs")],
                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        seen = []
+        while not seen or not seen[-1].startswith(("webhooks: ", "error")) and seen[-1]:
+            seen.append(controller.stdout.readline())   # log lines (caBundle set), then the address
+        assert seen[-1].startswith("webhooks: https://127.0.0.1:"), seen
         health = controller.stdout.readline()
         assert health.startswith("health: http://127.0.0.1:"), health
         output: list[str] = []   # drained, so that the controller never blocks on a full pipe

@@ -21,10 +21,10 @@ from tests.apiserver_fixture import start_api_server
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_controller(server, tmp_path, name):
+def start_controller(server, tmp_path, name, *extra):
     proc = subprocess.Popen([sys.executable, str(ROOT / "katib.py"), "serve", "--kubeconfig", str(server.kubeconfig),
                              "--db", str(tmp_path / "cluster.db"), "--webhook-listen", "127.0.0.1:0",
-                             "--cert-dir", str(tmp_path / name)],
+                             "--cert-dir", str(tmp_path / name), *extra],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     output: list[str] = []
