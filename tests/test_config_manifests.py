@@ -78,8 +78,10 @@ CLUSTER_ONLY = [
     ("", "secrets", {"get", "create", "update"}, "the webhook serving certificate, shared by the replicas"),
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", {"get", "update"}, "caBundle at start"),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", {"get", "update"}, "caBundle at start"),
-    ("", "namespaces", {"get", "list", "watch"}, "the experiment webhook reads the namespace's labels"),
-    ("", "pods", {"get", "list", "watch"}, "the pod webhook (metrics-collector injection)"),
+    ("", "namespaces", {"get", "list", "watch"}, "the experiment webhook reads the namespace's labels (and the "
+     "trial controller, when a trial's pods got no collector: katib.api.injection)"),
+    ("", "pods", {"get", "list", "watch"}, "the pod webhook (metrics-collector injection); the trial controller "
+     "lists a job's pods when no metrics came, to name why"),
 ]
 NAMESPACED_ONLY = {"leases", "secrets"}  # a Role in Katib's namespace, not cluster-wide
 VERBS = {"get": {"get"}, "list": {"list"}, "list_with_version": {"list"}, "watch": {"watch"},

@@ -13,6 +13,7 @@ import math
 
 from katib import failpoints
 from katib.api import constants as c
+from katib.api import injection
 from katib.api.jobs import pod_templates
 from katib.controllers import conditions as cond
 from katib.controllers import job_status
@@ -112,7 +113,7 @@ def reconcile_job(ctx: Context, trial: dict) -> dict | None:
         return current
     state, message = job_status.evaluate(current)
     if state == job_status.SUCCEEDED:
-        succeed_or_flag(ctx, trial, jname)
+        succeed_or_flag(ctx, trial, current)
     elif state == job_status.FAILED:
         text = f"{c.TRIAL_FAILED_MESSAGE}: {message}" if message else c.TRIAL_FAILED_MESSAGE
         fail(ctx, trial, c.TRIAL_FAILED_REASON, text,
@@ -135,16 +136,20 @@ def delete_job(ctx: Context, trial: dict, job: dict) -> None:
     ctx.event(trial, "Normal", c.EVENT_JOB_DELETED, f"Job {meta['name']} has been deleted")
 
 
-def succeed_or_flag(ctx: Context, trial: dict, jname: str) -> None:
+def succeed_or_flag(ctx: Context, trial: dict, job: dict) -> None:
+    jname = job["metadata"]["name"]
     objective = trial["spec"].get("objective") or {}
     metric = objective.get("objectiveMetricName", "")
     value = ctx.observations.objective_value(trial["metadata"]["name"], metric, objective.get("type", ""))
     status = trial["status"]
     if value is None:
+        collector = trial["spec"].get("metricsCollector") or {}
+        why = missing_collector(ctx, collector, job)
         fail(ctx, trial, c.TRIAL_METRICS_UNAVAILABLE_REASON,
-             f"{c.TRIAL_METRICS_UNAVAILABLE_MESSAGE}: the job succeeded but reported no value of {metric} "
-             f"({describe_collector(trial['spec'].get('metricsCollector') or {})})",
-             event=(c.EVENT_METRICS_UNAVAILABLE, f"Metrics are not available for Job {jname}"))
+             f"{c.TRIAL_METRICS_UNAVAILABLE_MESSAGE}: " + (why or f"the job succeeded but reported no value of "
+                                                           f"{metric} ({describe_collector(collector)})"),
+             event=(c.EVENT_METRICS_UNAVAILABLE, f"Metrics are not available for Job {jname}"
+                    + (f": {why}" if why else "")))
         return
     observation = status.setdefault("observation", {"metrics": []})
     metrics = observation.setdefault("metrics", []) or []
@@ -156,6 +161,23 @@ def succeed_or_flag(ctx: Context, trial: dict, jname: str) -> None:
     if cond.set_terminal(status["conditions"], "Succeeded", c.TRIAL_SUCCEEDED_REASON, c.TRIAL_SUCCEEDED_MESSAGE, now):
         status["completionTime"] = now
         ctx.event(trial, "Normal", c.EVENT_JOB_SUCCEEDED, f"Job {jname} has succeeded")
+
+
+def missing_collector(ctx: Context, collector: dict, job: dict) -> str | None:
+    """Why no collector ran in the job's pods (katib.api.injection), judged from the pods the
+    cluster made for it; None when there are none to judge by or one ran."""
+    kind = (collector.get("collector") or {}).get("kind") or c.CollectorKind.STDOUT
+    if kind not in injection.SIDECAR_KINDS:
+        return None
+    namespace = job["metadata"]["namespace"]
+    pods = ctx.backend.list("Pod", namespace)
+    if not pods:
+        return None
+    try:
+        labels = (ctx.backend.get("Namespace", "", namespace).get("metadata") or {}).get("labels") or {}
+    except NotFound:
+        labels = {}
+    return injection.missing_collector(kind, job["kind"], job["metadata"]["name"], pods, namespace, labels)
 
 
 def latest_values(ctx: Context, trial_name: str, names: list[str]) -> list[dict]:

@@ -19,10 +19,10 @@ from typing import Callable
 
 import jsonpatch
 
+from katib.api.injection import MASTER_LABELS, is_master  # noqa: F401 (re-exported)
 from katib.webhook import review as rv
 
 JOB_OWNERS = {("batch/v1", "Job"), ("kubeflow.org/v1", "TFJob"), ("kubeflow.org/v1", "PyTorchJob")}
-MASTER_LABELS = {"TFJob": ("job-role", "tf-job-role"), "PyTorchJob": ("job-role", "pytorch-job-role")}
 TRAINING_CONTAINER = {"TFJob": "tensorflow", "PyTorchJob": "pytorch"}
 STDOUT_FILE = "/var/log/katib/metrics.log"
 VOLUME = "metrics-volume"
@@ -44,10 +44,6 @@ def owner(pod: dict) -> dict | None:
     return None
 
 
-def is_master(pod: dict, job_kind: str) -> bool:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    keys = MASTER_LABELS.get(job_kind)
-    return keys is None or any(labels.get(k) == "master" for k in keys)
 
 
 def collector_kind(trial: dict) -> str:
