@@ -150,7 +150,7 @@ def test_failure_policy_with_the_webhook_unreachable(api, hooks):
              name="a-ignore")
     api.backend.create(configmap("passes"))   # Ignore: admitted without it
     register(api.backend, "Validating", hook("required.test.io", "/allow", ca, failurePolicy="Fail",
-                                             clientConfig={**down, "url": "https://127.0.0.1:1/allow"}),
+                                             clientConfig={"url": "https://127.0.0.1:1/allow", "caBundle": ca}),
              name="b-fail")
     code, status, _ = post(api, "/api/v1/namespaces/default/configmaps", configmap("refused"))
     assert (code, status["reason"]) == (500, "InternalError")
@@ -283,3 +283,22 @@ def test_in_process_admission_still_applies_without_webhooks():
     with pytest.raises(Invalid, match="spec"):
         backend.create({"apiVersion": "kubeflow.org/v1alpha3", "kind": "Experiment",
                         "metadata": {"name": "e", "namespace": "default"}, "spec": {"maxTrialCount": 0}})
+
+
+def test_unusable_webhook_configurations_are_refused_as_kube_apiserver_does(api, hooks):
+    _, ca, _ = hooks
+    bad = [hook("a.test.io", "/allow", ca, failurePolicy="Sometimes", timeoutSeconds=60),
+           {**hook("a.test.io", "/allow", ca), "sideEffects": None, "admissionReviewVersions": ["v9"]},
+           {**hook("short", "/allow", ca), "clientConfig": {"url": "http://localhost/x"}}]
+    result = kubectl_create(api, {"apiVersion": "admissionregistration.k8s.io/v1",
+                                  "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "bad"},
+                                  "webhooks": bad}, check=False)
+    assert result.returncode == 1
+    for text in ('webhooks[0].failurePolicy: Unsupported value: "Sometimes": supported values: "Fail", "Ignore"',
+                 "webhooks[0].timeoutSeconds: Invalid value: 60: the timeout value must be between 1 and 30 seconds",
+                 'webhooks[1].name: Duplicate value: "a.test.io"',
+                 "webhooks[1].sideEffects: Required value: must specify one of None, NoneOnDryRun",
+                 "webhooks[1].admissionReviewVersions: Invalid value",
+                 'webhooks[2].name: Invalid value: "short"',
+                 "webhooks[2].clientConfig.url: Invalid value: \"http://localhost/x\": 'https' is the only allowed"):
+        assert text in result.stderr, result.stderr

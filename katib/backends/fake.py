@@ -10,6 +10,10 @@ Objects live in memory (`fake_store`), optionally written through to the DB (`pe
   * lists are in creation order, not key order; no field selectors, no set-based label selectors;
   * admission sees the object after generateName but before uid/creationTimestamp; server-side
     changes (deletionTimestamp, GC's ownerReference and finalizer edits) skip admission;
+  * with `webhooks=True` the registered admission webhooks are called (fake_webhooks), outside
+    the lock: mutating ones before `admit` (they see no generated name yet, as on a cluster),
+    validating ones after it; an update is written only if the object did not change while
+    they answered (else admitted again); deletions by GC skip them;
   * Events are bounded per object and overall instead of by a one-hour TTL;
   * the watch history is a fixed number of events per kind (`watch_history`), not a time
     window; every kind of RESOURCES is served (no discovery of installed CRDs)."""
@@ -86,7 +90,11 @@ class FakeBackend:
         self._histories = {kind: History(kind, limit=watch_history, horizon=self._store.rv) for kind in RESOURCES}
         if persistence is not None:
             self.collect_garbage()  # finish cascades a crash interrupted
-        self._webhooks = fake_webhooks.Webhooks(self) if webhooks else None
+        self._webhooks = None
+        if webhooks:
+            self._webhooks = fake_webhooks.Webhooks(self)
+            self._admit_fn = fake_webhooks.checking_configurations(self._admit_fn, self._admit_kinds)
+            self._admit_kinds = None
 
     # ---- reads ------------------------------------------------------------------------------
     def get(self, kind: str, namespace: str, name: str, *, readonly: bool = False) -> dict:

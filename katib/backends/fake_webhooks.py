@@ -39,7 +39,8 @@ import jsonpatch
 import urllib3
 
 from katib.backends.resources import Resource
-from katib.backends.webhook_rules import CallFailed, Hook, denied_status, hooks_of, read_answer, review
+from katib.backends.webhook_rules import (
+    CallFailed, Hook, configuration_errors, denied_status, hooks_of, read_answer, review)
 from katib.errors import Forbidden, Invalid, FieldError, KatibError, NotFound, TemporaryError
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,21 @@ class WebhookFailed(TemporaryError):
         self.api_status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                            "message": f"Internal error occurred: {message}", "reason": "InternalError",
                            "details": {"causes": [{"message": message}]}, "code": 500}
+
+
+def checking_configurations(admit, kinds):
+    """`admit` (FakeBackend's in-process admission, for `kinds`), plus kube-apiserver's
+    validation of webhook configurations."""
+    def admission(operation: str, new: dict, old: dict | None) -> dict:
+        if new.get("kind") in CONFIG_KINDS:
+            errors = configuration_errors(new)
+            if errors:
+                raise Invalid(errors, kind=new["kind"], name=(new.get("metadata") or {}).get("name") or "")
+            return new
+        if admit is None or (kinds is not None and new.get("kind") not in kinds):
+            return new
+        return admit(operation, new, old)
+    return admission
 
 
 def refusal(hook: Hook, status: dict | None) -> KatibError:

@@ -7,7 +7,9 @@ apiGroups, apiVersions, resources with `*`, `<resource>/<sub>`, `*/*` and `<reso
 its namespaceSelector and its objectSelector (metav1.LabelSelector: matchLabels and
 matchExpressions In/NotIn/Exists/DoesNotExist); `review(...)` builds the AdmissionReview to send
 and `read_answer(...)` checks the one that comes back (CallFailed when it is not a valid answer);
-`denied_status(...)` is the Status kube-apiserver answers for a refusal."""
+`denied_status(...)` is the Status kube-apiserver answers for a refusal; `configuration_errors`
+is what its validation refuses in a configuration (names, admissionReviewVersions, sideEffects,
+failurePolicy, matchPolicy, timeoutSeconds, clientConfig)."""
 from __future__ import annotations
 
 import base64
@@ -15,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 
 from katib.backends.resources import Resource
+from katib.errors import FieldError
 
 REVIEW_VERSIONS = ("v1", "v1beta1")   # what we can send, in order of preference
 DEFAULT_TIMEOUT = 10                   # seconds (admissionregistration v1's default)
@@ -205,3 +208,56 @@ def denied_status(hook_name: str, status: dict | None) -> dict:
         status["message"] = f"{denied_by} without explanation"
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, **{k: v for k, v in status.items()
                                                                      if k not in ("kind", "apiVersion", "metadata")}}
+
+
+def configuration_errors(configuration: dict) -> list[FieldError]:
+    """What kube-apiserver's validation of a v1 webhook configuration would refuse (the parts
+    that decide how a webhook is called); [] when it is usable."""
+    errors: list[FieldError] = []
+    hooks = configuration.get("webhooks") or []
+    if not isinstance(hooks, list):
+        return [FieldError("webhooks", "must be a list", type(hooks).__name__)]
+    names: set[str] = set()
+    for i, hook in enumerate(hooks):
+        at = f"webhooks[{i}]"
+        if not isinstance(hook, dict):
+            errors.append(FieldError(at, "must be an object", type(hook).__name__))
+            continue
+        name = hook.get("name")
+        if not name:
+            errors.append(FieldError(f"{at}.name", "", kind="Required value"))
+        elif not isinstance(name, str) or name.count(".") < 2:
+            errors.append(FieldError(f"{at}.name", "should be a domain with at least three segments separated "
+                                                   "by dots", name))
+        elif name in names:
+            errors.append(FieldError(f"{at}.name", "", name, kind="Duplicate value"))
+        names.add(name if isinstance(name, str) else "")
+        versions = hook.get("admissionReviewVersions")
+        if not versions:
+            errors.append(FieldError(f"{at}.admissionReviewVersions", "must specify one of v1, v1beta1",
+                                     kind="Required value"))
+        elif not any(v in REVIEW_VERSIONS for v in versions):
+            errors.append(FieldError(f"{at}.admissionReviewVersions", "must include at least one of v1, v1beta1",
+                                     versions))
+        for field_name, allowed, required in (("sideEffects", ("None", "NoneOnDryRun"), True),
+                                              ("failurePolicy", ("Fail", "Ignore"), False),
+                                              ("matchPolicy", ("Equivalent", "Exact"), False)):
+            value = hook.get(field_name)
+            if value is None and required:
+                errors.append(FieldError(f"{at}.{field_name}", "must specify one of " + ", ".join(allowed),
+                                         kind="Required value"))
+            elif value is not None and value not in allowed:
+                errors.append(FieldError(f"{at}.{field_name}", "supported values: " +
+                                         ", ".join(f'"{a}"' for a in allowed), value, kind="Unsupported value"))
+        timeout = hook.get("timeoutSeconds")
+        if timeout is not None and (not isinstance(timeout, int) or not 1 <= timeout <= 30):
+            errors.append(FieldError(f"{at}.timeoutSeconds", "the timeout value must be between 1 and 30 seconds",
+                                     timeout))
+        config = hook.get("clientConfig") or {}
+        if bool(config.get("url")) == bool(config.get("service")):
+            errors.append(FieldError(f"{at}.clientConfig", "exactly one of url or service is required",
+                                     kind="Required value"))
+        elif config.get("url") and not str(config["url"]).startswith("https://"):
+            errors.append(FieldError(f"{at}.clientConfig.url", "'https' is the only allowed URL scheme",
+                                     config["url"]))
+    return errors
