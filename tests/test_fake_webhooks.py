@@ -272,6 +272,15 @@ def test_a_webhook_may_read_the_api_while_it_answers(api, hooks, tmp_path):
         worker.start()
         worker.join(20)
         assert done and reads == ["default"]
+        # many at once: the writes waiting for the webhook do not starve its calls back into the API
+        answers = []
+        posts = [threading.Thread(target=lambda i=i: answers.append(
+            post(api, "/api/v1/namespaces/default/configmaps", configmap(f"many-{i}"))[0])) for i in range(12)]
+        for t in posts:
+            t.start()
+        for t in posts:
+            t.join(30)
+        assert answers == [201] * 12
     finally:
         server.stop()
 
@@ -302,3 +311,14 @@ def test_unusable_webhook_configurations_are_refused_as_kube_apiserver_does(api,
                  'webhooks[2].name: Invalid value: "short"',
                  "webhooks[2].clientConfig.url: Invalid value: \"http://localhost/x\": 'https' is the only allowed"):
         assert text in result.stderr, result.stderr
+
+
+def test_an_endpoint_nobody_listens_on_is_passed_over(api, hooks):
+    """A replica that died without withdrawing its address (SIGKILL): the call goes to another."""
+    server, ca, _ = hooks
+    endpoints = api.backend.get("Endpoints", NS, SVC)
+    endpoints["subsets"].insert(0, {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "https", "port": 1}]})
+    api.backend.update(endpoints)
+    register(api.backend, "Mutating", hook("label.test.io", "/label", ca))
+    for i in range(8):   # the dead address comes first in about half of them
+        assert api.backend.create(configmap(f"c{i}"))["metadata"]["labels"] == {"mutated": "yes"}

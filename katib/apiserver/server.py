@@ -6,6 +6,7 @@ open watches, closes the listener and returns once the thread is gone."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib
 import ipaddress
 import logging
@@ -20,6 +21,7 @@ from katib.apiserver.tls import ensure_certificates
 from katib.apiserver.watchcache import WatchCache
 
 logger = logging.getLogger(__name__)
+WORKERS = 32   # threads for backend calls (see _serve)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -88,6 +90,11 @@ class ApiServer:
     def _serve(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # Backend calls run on this pool. A write waiting for an admission webhook holds a thread
+        # while that webhook may call back into this API: enough threads that those callbacks
+        # are not queued behind the writes waiting for them (asyncio's default is cores + 4).
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS,
+                                                                        thread_name_prefix="apiserver"))
         try:
             loop.run_until_complete(self._bind())
         except BaseException as err:  # noqa: BLE001 - reported to start()
