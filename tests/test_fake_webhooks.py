@@ -146,8 +146,8 @@ def test_a_denial_is_the_webhooks_status_with_kube_apiservers_prefix(api, hooks)
 def test_failure_policy_with_the_webhook_unreachable(api, hooks):
     _, ca, _ = hooks
     down = {"service": {"name": "nobody", "namespace": NS, "path": "/allow"}, "caBundle": ca}
-    register(api.backend, "Validating", hook("ignored.test.io", "/allow", ca, failurePolicy="Ignore", clientConfig=down),
-             name="a-ignore")
+    register(api.backend, "Validating",
+             hook("ignored.test.io", "/allow", ca, failurePolicy="Ignore", clientConfig=down), name="a-ignore")
     api.backend.create(configmap("passes"))   # Ignore: admitted without it
     register(api.backend, "Validating", hook("required.test.io", "/allow", ca, failurePolicy="Fail",
                                              clientConfig={"url": "https://127.0.0.1:1/allow", "caBundle": ca}),

@@ -101,7 +101,8 @@ async def auth_middleware(request: web.Request, handler):
 
 
 def build_app(ctx: Context) -> web.Application:
-    app = web.Application(middlewares=[warnings_middleware, errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[warnings_middleware, errors_middleware, auth_middleware],
+                          client_max_size=MAX_BODY)
     app[CONTEXT] = ctx
     for path in ("/healthz", "/readyz", "/livez"):
         app.router.add_get(path, health)
