@@ -64,3 +64,11 @@ def test_experiments_are_admitted_by_the_controllers_webhooks_only(tmp_path):
             controller.terminate()
             controller.wait(15)
         server.stop()
+
+
+def test_advertise_address_needs_webhook_listen(tmp_path):
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, str(ROOT / "katib.py"), "serve", "--kubeconfig", str(tmp_path / "none"),
+                             "--advertise-address", "127.0.0.1"], capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stderr) == (2, "error: --advertise-address needs --webhook-listen\n")
