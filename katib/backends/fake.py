@@ -66,7 +66,8 @@ class FakeBackend:
         """`watch_history`: changes kept per kind for watches to resume from (older versions
         get Expired). `served`: the kinds to serve (default all of RESOURCES), to play a
         cluster on which some CRDs are not installed. `webhooks`: call the admission webhooks
-        registered in it, as kube-apiserver does (fake_webhooks), after `admit`'s mutation."""
+        registered in it as kube-apiserver does (fake_webhooks): mutating ones before `admit`,
+        validating ones after it; webhook configurations are then validated as it does."""
         if max_events_per_object < 1 or max_events < 1:
             raise ValueError("event limits must be at least 1")
         if watch_history < 1:
