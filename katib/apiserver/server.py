@@ -5,23 +5,19 @@ At start it makes (or reuses) the certificates and the token in `state_dir`, bin
 open watches, closes the listener and returns once the thread is gone."""
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import importlib
 import ipaddress
 import logging
-import threading
 from pathlib import Path
-
-from aiohttp import web
 
 from katib.apiserver.app import Context, build_app
 from katib.apiserver.credentials import ensure_token, write_kubeconfig
+from katib.apiserver.serving import AppThread
 from katib.apiserver.tls import ensure_certificates
 from katib.apiserver.watchcache import WatchCache
 
 logger = logging.getLogger(__name__)
-WORKERS = 32   # threads for backend calls (see _serve)
+WORKERS = 32   # threads for backend calls (see ApiServer.__init__)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -68,61 +64,26 @@ class ApiServer:
         self.cache = WatchCache(backend)
         self.ctx = Context(backend=backend, cache=self.cache, token=self.token,
                            tables=_optional("katib.apiserver.tables"), openapi=_optional("katib.apiserver.openapi"))
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        # Backend calls run on the loop's pool. A write waiting for an admission webhook holds a
+        # thread while that webhook may call back into this API: enough threads that those
+        # callbacks are not queued behind the writes waiting for them (asyncio's default is cores + 4).
+        self._serving = AppThread(build_app(self.ctx), host=host, port=port, ssl_context=self.tls.server_context(),
+                                  name="apiserver", workers=WORKERS)
 
     @property
     def url(self) -> str:
         return f"https://{url_host(self.host)}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._serve, name="apiserver", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
+        try:
+            self._serving.start()
+        except BaseException:
             self.cache.close()
-            raise self._error
+            raise
+        self.port = self._serving.port
         write_kubeconfig(self.kubeconfig, server=self.url, ca_pem=self.tls.ca_pem(), token=self.token)
-
-    def _serve(self) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        # Backend calls run on this pool. A write waiting for an admission webhook holds a thread
-        # while that webhook may call back into this API: enough threads that those callbacks
-        # are not queued behind the writes waiting for them (asyncio's default is cores + 4).
-        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS,
-                                                                        thread_name_prefix="apiserver"))
-        try:
-            loop.run_until_complete(self._bind())
-        except BaseException as err:  # noqa: BLE001 - reported to start()
-            self._error = err if isinstance(err, OSError) else RuntimeError(str(err))
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-    async def _bind(self) -> None:
-        self._runner = web.AppRunner(build_app(self.ctx), access_log=None, shutdown_timeout=1.0,
-                                     handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.tls.server_context(),
-                           reuse_address=True)
-        await site.start()
-        sockets = site._server.sockets if site._server is not None else ()
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         self.ctx.stop.set()
         self.cache.close()
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+        self._serving.stop()

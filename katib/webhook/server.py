@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from aiohttp import web
 
+from katib.apiserver.serving import AppThread
 from katib.apiserver.tls import TlsFiles, ensure_certificates
 from katib.webhook.review import MalformedReview
 
@@ -110,14 +110,17 @@ class WebhookServer:
 
     def __init__(self, handlers: dict[str, Handler], *, host: str, port: int, certs: Certificates,
                  api: dict[str, ApiHandler] | None = None, ready: Callable[[], bool] = lambda: True):
-        self.host, self.port = host, port
         self.certs = certs
-        self._app = build_app(handlers, api=api, ready=ready)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
+        self._serving = AppThread(build_app(handlers, api=api, ready=ready), host=host, port=port,
+                                  ssl_context=certs.files.server_context(), name="webhook-server")
+
+    @property
+    def host(self) -> str:
+        return self._serving.host
+
+    @property
+    def port(self) -> int:
+        return self._serving.port
 
     @property
     def url(self) -> str:
@@ -125,40 +128,7 @@ class WebhookServer:
         return f"https://{host}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._serve, name="webhook-server", daemon=True)
-        self._thread.start()
-        self._started.wait()
-        if self._error is not None:
-            raise self._error
-
-    def _serve(self) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._bind())
-        except BaseException as err:  # noqa: BLE001 - reported by start()
-            self._error = err
-            self._started.set()
-            loop.close()
-            return
-        self._started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-    async def _bind(self) -> None:
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.certs.files.server_context(),
-                           reuse_address=True)
-        await site.start()
-        sockets = site._server.sockets if site._server is not None else ()
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self._serving.start()
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+        self._serving.stop()
