@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory for reports not yet delivered (default: <metrics dir>/.katib-spool)")
     p.add_argument("-deadline", dest="deadline", type=float, default=600.0,
                    help="seconds to keep retrying the report (default 600)")
-    p.add_argument("-wait-pid", dest="wait_pid", type=int, default=0,
-                   help="wait for this process instead of the pod's top-level processes")
+    p.add_argument("-wait-pid", dest="wait_pid", type=int, default=int(os.environ.get("KATIB_TRAINING_PID") or 0),
+                   help="wait for this process instead of the pod's top-level processes (default: "
+                        "$KATIB_TRAINING_PID, which katib's local runner gives a sidecar)")
     p.add_argument("-no-wait", dest="no_wait", action="store_true", help="do not wait for the training process")
     p.add_argument("-timeout", dest="timeout", type=float, default=0.0,
                    help="seconds to wait for the training process (0: no limit)")

@@ -172,6 +172,7 @@ class FakeControlPlane:
         from katib.backends.fake import FakeBackend
         from katib.backends.kubelet import LocalKubelet
         from katib.backends.local_runner import LocalRunner
+        from katib.backends.local_observations import LocalObservationAPI
         from katib.controllers.context import Context
         from katib.controllers.manager import Manager
         from katib.controllers.suggestion import SuggestionWorkers
@@ -193,9 +194,11 @@ class FakeControlPlane:
         self.manager = Manager(self.ctx, on_fatal=self.fail, threaded=informer_threads,
                                wake_on_change=not informer_threads)
         self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
+        self.observation_api = LocalObservationAPI(Path(work_dir) / "observation-api", self.observations)
         self.kubelet = LocalKubelet(self.backend, self.runner, observations=self.observations,
                                     clock=self.clock, working_dir=str(Path.cwd()),
-                                    max_running=max_parallel, on_fatal=self.fail)
+                                    max_running=max_parallel, on_fatal=self.fail,
+                                    observation_env=self.observation_api.env)
 
     def fail(self, message: str) -> None:
         """A worker thread cannot go on (full disk, read-only database...): keep the first
@@ -226,6 +229,7 @@ class FakeControlPlane:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.kubelet.close(kill=kill_jobs)
+        self.observation_api.stop()
         self.manager.close()
         self._release()
 

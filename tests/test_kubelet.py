@@ -345,13 +345,46 @@ def plane_on(tmp_path: Path, **kw):
     return FakeControlPlane(db_url=str(tmp_path / "k.db"), work_dir=tmp_path / "work", **kw)
 
 
-def test_parallel_trials_sharing_a_file_collector_path_each_report_their_own_value(tmp_path):
+def test_parallel_trials_naming_one_file_collector_path_each_get_their_own_file(tmp_path):
+    """The command names the path: each job's /katib is its own metrics volume. The trials
+    meet at a rendezvous (each waits until all three have written), so they provably ran at
+    the same time, and each still reports its own value."""
+    metrics = tmp_path / "katib" / "mnist.log"
+    metrics.parent.mkdir()
+    metrics.write_text("accuracy=0.99\n")         # at the real path: never read, never moved
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    script = (f"echo accuracy={{{{.Lr}}}} > {metrics}; touch {meet}/{{{{.Lr}}}}; "
+              f"until [ `ls {meet} | wc -l` -ge 3 ]; do sleep 0.01; done")
+    plane = plane_on(tmp_path)
+    try:
+        exp = run_to_end(plane, file_experiment(metrics, script=script), timeout=30)
+        trials = plane.backend.list("Trial", "default")
+        events = [e for e in plane.backend.list("Event", "default") if e["reason"] == "FileCollectorPathInUse"]
+    finally:
+        plane.stop(kill_jobs=True)
+    assert exp["status"]["trialsSucceeded"] == 3
+    for t in trials:
+        [assigned] = t["spec"]["parameterAssignments"]
+        [observed] = t["status"]["observation"]["metrics"]
+        assert float(observed["value"]) == pytest.approx(float(assigned["value"]))
+        volume = tmp_path / "work" / "jobs" / f"default_{t['metadata']['name']}" / "metrics-volume"
+        assert (volume / "mnist.log").read_text() == f"accuracy={assigned['value']}\n"
+    assert metrics.read_text() == "accuracy=0.99\n"
+    assert events == [] and not list((tmp_path / "work" / "jobs").glob("*/previous-*"))
+
+
+def test_parallel_trials_whose_script_hard_codes_the_path_run_one_at_a_time(tmp_path):
+    """The path is inside the script, not in command/args/env: it cannot be mapped, so the
+    trials take turns on the real path (a leftover moved aside) and each reads its own value."""
     metrics = tmp_path / "katib" / "mnist.log"   # its directory does not exist yet
     metrics.parent.mkdir()
     metrics.write_text("accuracy=0.99\n")         # left by an earlier run: never read
+    train = tmp_path / "train.sh"
+    train.write_text(f"echo accuracy=$1 > {metrics}; sleep 0.3\n")
     plane = plane_on(tmp_path)
     try:
-        exp = run_to_end(plane, file_experiment(metrics))
+        exp = run_to_end(plane, file_experiment(metrics, script=f"sh {train} {{{{.Lr}}}}"))
         trials = plane.backend.list("Trial", "default")
         events = [e for e in plane.backend.list("Event", "default") if e["reason"] == "FileCollectorPathInUse"]
     finally:

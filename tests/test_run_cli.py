@@ -165,14 +165,19 @@ def test_parallel_trial_count_beyond_the_cap_is_said_once_and_honoured(tmp_path)
     assert result["experiment"]["status"]["trialsSucceeded"] == 3
 
 
-@pytest.mark.parametrize("parallel, said", [(3, True), (1, False)])
-def test_a_shared_file_collector_path_is_said_to_serialise_trials(tmp_path, parallel, said):
-    exp = experiment(script=f"echo accuracy=0.5 >> {tmp_path}/m.log", parallel=parallel, max_trials=2)
+@pytest.mark.parametrize("parallel, named, said", [(3, False, True), (1, False, False), (3, True, False)])
+def test_a_shared_file_collector_path_is_said_to_serialise_trials(tmp_path, parallel, named, said):
+    """Said when the template does not name the path's directory (a script hard-codes it);
+    a command that names it gets a directory per trial (local_pod) and runs in parallel."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "train.sh").write_text(f"echo accuracy=0.5 >> {tmp_path}/m/m.log\n")
+    script = f"echo accuracy=0.5 >> {tmp_path}/m/m.log" if named else f"sh {tmp_path}/train.sh"
+    exp = experiment(script=script, parallel=parallel, max_trials=2)
     exp["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "File"}, "source": {
-        "fileSystemPath": {"kind": "File", "path": f"{tmp_path}/m.log"}}}
+        "fileSystemPath": {"kind": "File", "path": f"{tmp_path}/m/m.log"}}}
     done = katib(str(write(tmp_path, exp)), "--db", str(tmp_path / "k.db"), "--parallel", "4")
     assert done.returncode == 0, done.stderr
-    line = f"trials run one at a time: they all write the File collector's {tmp_path}/m.log"
+    line = f"trials run one at a time: they all write the File collector's {tmp_path}/m/m.log"
     assert (line in done.stderr) is said
 
 

@@ -4,8 +4,10 @@ On a cluster, a pod runs the trial and a collector sidecar reports its metrics b
 pod ends. Here `LocalKubelet` runs the Job's container command through the local runner, and
 when it ends has the local collector (local_collector) store its metrics *before* it marks the
 Job finished — so the trial controller never sees a finished Job whose metrics are still on
-the way. Which waiting job may start (the concurrency cap, one job per File collector path) is
-local_queue's decision. A kubelet thread that cannot go on (a full or read-only disk, a DB
+the way. Each job runs as its pod would (local_pod): the collector's mount directory mapped
+onto the job's own directory, a PrometheusMetric or Custom collector as a sidecar process.
+Which waiting job may start (the concurrency cap, one job per shared File collector path or
+Prometheus port) is local_queue's decision. A kubelet thread that cannot go on (a full or read-only disk, a DB
 that refuses writes) reports one line to `on_fatal` and stops, instead of dying silently.
 `complete_job` is shared with the test kubelet."""
 from __future__ import annotations
@@ -21,7 +23,8 @@ from katib import failpoints
 from katib.api.jobs import JOB_KINDS, pod_templates
 from katib.backends import local_outcome as lo
 from katib.backends.base import ADDED, DELETED, WatchEvent
-from katib.backends.local_collector import collect_metrics, file_collector_path
+from katib.backends import local_pod
+from katib.backends.local_collector import collect_metrics
 from katib.backends.local_queue import Blocked, Entry, StartQueue
 from katib.clock import Clock
 from katib.errors import Conflict, NotFound
@@ -59,13 +62,14 @@ def describe_failure(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def complete_job(backend, observations, job: dict, status: dict, *, output: Path | None) -> None:
+def complete_job(backend, observations, job: dict, status: dict, *, output: Path | None,
+                 job_dir: Path | None = None) -> None:
     """Store the trial's metrics in `observations` (katib.db.ObservationStore), then write the
-    Job's final status."""
+    Job's final status. `job_dir`: where the job ran (its metrics volume, its sidecar's output)."""
     trial = owning_trial(backend, job)
     if trial is not None and any(c.get("type") in ("Complete", "Succeeded") and c.get("status") == "True"
                                  for c in status.get("conditions") or ()):
-        collect_metrics(observations, trial, output=output)
+        collect_metrics(observations, trial, output=output, job=job, job_dir=job_dir)
         failpoints.hit("metrics-stored")  # crash tests: metrics in the DB, Job not yet finished
     write_job_status(backend, job, status)
 
@@ -96,8 +100,13 @@ class LocalKubelet:
     """Runs every Job created in the backend as a local process group."""
 
     def __init__(self, backend, runner, *, observations, clock: Clock | None = None,
-                 working_dir: str | None = None, max_running: int | None = None, on_fatal=None):
+                 working_dir: str | None = None, max_running: int | None = None, on_fatal=None,
+                 observation_env=None, free_port=None):
         self.backend = backend
+        # trial name → env of a Custom collector reporting to the observation API (KATIB_*);
+        # None: no API here, a Custom collector gets none
+        self.observation_env = observation_env
+        self.free_port = free_port or _free_port
         self.on_fatal = on_fatal         # called with one line when a kubelet thread cannot go on
         self.working_dir = working_dir
         self.observations = observations  # where collected metrics go (katib.db.ObservationStore)
@@ -174,7 +183,8 @@ class LocalKubelet:
             if job is None:
                 return  # deleted before it was queued
             trial = owning_trial(self.backend, job)
-            entry = Entry(key=key, path=file_collector_path(trial) if trial else None,
+            plan = local_pod.plan(trial, job, job_dir=str(self.runner.job_dir(key)))
+            entry = Entry(key=key, path=plan.resource, text=plan.resource_text,
                           owner=(trial or {}).get("metadata", {}).get("name", ""))
             (self._queue.add_running if what == "running" else self._queue.add)(entry)
 
@@ -193,7 +203,8 @@ class LocalKubelet:
             self._queue.release(key)
             return
         try:
-            started = self.runner.start(key, self.local_job(job), metrics_file=entry.path)
+            plan = self.local_pod(key, job)
+            started = self.runner.start(key, plan.job, metrics_file=plan.real_path)
         except OSError as exc:
             self._queue.release(key)
             self._fail_start(key, job, exc)
@@ -233,8 +244,18 @@ class LocalKubelet:
         except NotFound:
             target = self._find(ns, name)
         if target is not None:
-            self.backend.record_event(target, type="Normal", reason="FileCollectorPathInUse",
-                                      message=message)
+            self.backend.record_event(target, type="Normal", reason=blocked.reason, message=message)
+
+    def local_pod(self, key: str, job: dict) -> local_pod.Plan:
+        """The job as its pod would run (local_pod.plan); a Custom collector's trial starts
+        with no observation logs (a job run again must not add to an earlier run's)."""
+        trial = owning_trial(self.backend, job)
+        env = None
+        if trial is not None and local_pod.collector(trial)[0] == "Custom" and self.observation_env is not None:
+            env = self.observation_env(trial["metadata"]["name"])
+            self.observations.delete(trial["metadata"]["name"])
+        return local_pod.plan(trial, self.local_job(job), job_dir=str(self.runner.job_dir(key)),
+                              free_port=self.free_port, observation_env=env)
 
     def local_job(self, job: dict) -> dict:
         """The job as run here: containers without workingDir run in katib's working directory
@@ -294,10 +315,12 @@ class LocalKubelet:
             ns, _, name = outcome.key.partition("/")
             job = self._find(ns, name)
         if job is not None and not lo.finished(job):
+            job_dir = self.runner.job_dir(outcome.key)
+            outcome = sidecar_verdict(outcome, job, job_dir)
             try:
                 complete_job(self.backend, self.observations, job,
                              lo.job_status(job["kind"], outcome, True, self.clock.now()),
-                             output=self.runner.output_path(outcome.key))
+                             output=self.runner.output_path(outcome.key), job_dir=job_dir)
             except Exception as exc:
                 raise KubeletFailure(f"cannot record the outcome of job {outcome.key}: "
                                      f"{describe_failure(exc)}") from exc
@@ -334,6 +357,44 @@ class LocalKubelet:
             for key in keys:
                 self.runner.forget(key)
         self.runner.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sidecar_verdict(outcome: lo.JobOutcome, job: dict, job_dir: Path) -> lo.JobOutcome:
+    """A job whose training succeeded but whose metrics-collector sidecar failed (or left no
+    exit status) fails, reason MetricsCollectorFailed, naming the container and its last words."""
+    from katib.backends import local_process as lp
+    from katib.backends import local_wrapper as lw
+
+    if not outcome.succeeded:
+        return outcome
+    pod = lp.local_pod(job_with_pod(job, job_dir))
+    if pod.get("sidecar") is None:
+        return outcome
+    log = job_dir / local_pod.SIDECAR_LOG
+    code = lw.read_int(job_dir / local_pod.SIDECAR_EXIT)
+    if code == 0:
+        return outcome
+    what = (f"metrics collector container {pod['sidecar']} failed: "
+            + ("it ended without an exit status" if code is None
+               else lo.describe_exit(code, output_tail=lw.tail(log))))
+    return lo.JobOutcome(key=outcome.key, succeeded=False, exit_code=outcome.exit_code,
+                         reason="MetricsCollectorFailed", message=lo.with_output(what, log),
+                         start_time=outcome.start_time, completion_time=outcome.completion_time)
+
+
+def job_with_pod(job: dict, job_dir: Path) -> dict:
+    """The job as it was run (job.json in its directory), else as created."""
+    from katib.backends import local_wrapper as lw
+
+    return lw.read_json(job_dir / "job.json") or job
 
 
 def creation_order(job: dict) -> tuple[str, int]:

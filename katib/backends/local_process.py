@@ -37,6 +37,7 @@ class LaunchSpec:
     working_dir: str | None = None
     active_deadline_seconds: float | None = None
     grace_period_seconds: float | None = None
+    volume: str | None = None   # the job's metrics volume (katib.backends.local_pod), created before it starts
 
 
 def plan_launch(job: dict) -> LaunchSpec:
@@ -66,6 +67,15 @@ def plan_launch(job: dict) -> LaunchSpec:
         executables = tuple(r["argv"][0] for r in replicas)
         argv = [sys.executable, REPLICA_LAUNCHER, json.dumps({"kind": job["kind"], "replicas": replicas})]
         env = {}
+    pod = local_pod(job)
+    volume = pod.get("volume") if isinstance(pod.get("volume"), str) else None
+    if pod.get("sidecar") is not None:
+        sidecar = plan_sidecar(pod_spec, pod)
+        executables = (*executables, argv[0], sidecar["argv"][0])
+        argv = [sys.executable, POD_LAUNCHER, json.dumps({
+            "training": {"argv": argv, "env": env}, "sidecar": sidecar,
+            "markerDir": pod.get("markerDir"), "sidecarStdout": bool(pod.get("sidecarStdout"))})]
+        env = {}
     return LaunchSpec(
         argv=argv,
         executables=executables,
@@ -74,7 +84,35 @@ def plan_launch(job: dict) -> LaunchSpec:
         active_deadline_seconds=_number(deadline, "spec.activeDeadlineSeconds"),
         grace_period_seconds=_number(pod_spec.get("terminationGracePeriodSeconds"),
                                      "terminationGracePeriodSeconds"),
+        volume=volume,
     )
+
+
+def local_pod(job: dict) -> dict:
+    """What katib.backends.local_pod added to the job (POD_ANNOTATION), {} for none."""
+    text = _obj(_obj(job.get("metadata")).get("annotations")).get(POD_ANNOTATION)
+    try:
+        return _obj(json.loads(text)) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+
+
+def plan_sidecar(pod_spec: dict, pod: dict) -> dict:
+    """The metrics-collector sidecar of a local pod: {argv, env, workingDir}. Its command is
+    required (an image's entrypoint is unknown here); the message names the field."""
+    container = next((c for c in pod_spec.get("containers") or () if isinstance(c, dict)
+                      and c.get("name") == pod["sidecar"]), None)
+    field = pod.get("field") or "the metrics collector"
+    if container is None:
+        raise StartError(f"{field}: the sidecar container {pod['sidecar']} is missing")
+    command = _string_list(container, "command")
+    if not command:
+        raise StartError(f"{field}.command: not set; the entrypoint of image "
+                         f"{container.get('image') or '(none)'} is not known to the local runner, so the "
+                         f"collector's command must be given (command, and args if any)")
+    env = build_env(container)
+    argv = [expand(a, env) for a in command + _string_list(container, "args")]
+    return {"argv": argv, "env": env, "workingDir": container.get("workingDir") or None}
 
 
 def select_container(job: dict) -> tuple[dict, dict]:
@@ -106,6 +144,8 @@ def select_container(job: dict) -> tuple[dict, dict]:
 MAX_REPLICAS = 32
 # Run as a script (it imports only the standard library), from whatever working directory.
 REPLICA_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "local_replicas.py")
+POD_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "local_pod_launcher.py")
+POD_ANNOTATION = "katib.kubeflow.org/local-pod"   # written by katib.backends.local_pod
 
 
 def plan_replicas(job: dict) -> list[dict]:

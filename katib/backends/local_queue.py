@@ -3,9 +3,11 @@
 Two rules on top of "each Job runs once":
 - at most `max_running` job processes run at once, across all experiments (None: no limit);
   the rest wait in creation order and start as slots free;
-- jobs whose File collector writes the same path never run at the same time: on a cluster
-  each pod has its own filesystem, here they would read each other's metrics. A job whose
-  path is in use waits without holding a slot, and later jobs may pass it.
+- jobs that share a resource of this machine never run at the same time: a File collector
+  path the training container does not name (so it cannot be mapped onto the job's own
+  directory, see local_pod), or the literal port of a PrometheusMetric endpoint. On a cluster
+  each pod has its own filesystem and network; here they would read each other's metrics. A
+  job whose resource is in use waits without holding a slot, and later jobs may pass it.
 A waiting job is not started at all (its Job has no startTime), as a pod waiting for a node."""
 from __future__ import annotations
 
@@ -15,19 +17,25 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Entry:
     key: str
-    path: str | None = None    # File collector path, normalised; None for other collectors
+    path: str | None = None    # the shared resource (local_pod.Plan.resource); None: nothing shared
     owner: str = ""            # name of the trial that owns the job
+    text: str = ""             # the resource in words ("File collector path /x", ...)
 
 
 @dataclass(frozen=True)
 class Blocked:
-    """`entry` waits because `holder` (a running job) uses the same File collector path."""
+    """`entry` waits because `holder` (a running job) uses the same resource."""
     entry: Entry
     holder: Entry
 
+    @property
+    def reason(self) -> str:
+        return "MetricsPortInUse" if (self.entry.path or "").startswith("port ") else "FileCollectorPathInUse"
+
     def message(self) -> str:
-        return (f"File collector path {self.entry.path} is in use by trial "
-                f"{self.holder.owner or self.holder.key}: trials that share it run one at a time")
+        what = self.entry.text or f"File collector path {self.entry.path}"
+        return (f"{what} is in use by trial {self.holder.owner or self.holder.key}: "
+                f"trials that share it run one at a time")
 
 
 class StartQueue:

@@ -16,6 +16,8 @@ Everything a restarted katib needs is on disk, one directory per job under `root
   outcome.json  outcomes the runner decided itself (StartError, ProcessLost, an unrecorded exit)
   work/         the default working directory
   previous-<f>  what was at the File collector path before the job started (moved aside)
+  metrics-volume/  the collector's mount directory of this job (katib.backends.local_pod)
+  sidecar.log, sidecar.out, sidecar.exit  the metrics-collector sidecar's (local_pod_launcher)
 The wrapper (local_wrapper.spawn) leads a session of its own, so jobs survive katib's death;
 `recover()` re-attaches to them and never starts anything. A job killed with reason
 `Interrupted` (katib stopping) is forgotten, here or at the next start: it runs again.
@@ -80,6 +82,10 @@ class LocalRunner:
 
     def output_path(self, key: str) -> Path:
         return self._dir(key) / "output.log"
+
+    def job_dir(self, key: str) -> Path:
+        """The job's directory (it may not exist yet)."""
+        return self._dir(key)
 
     def running(self) -> dict[str, float]:
         """key → start time of every job being watched."""
@@ -234,6 +240,8 @@ class LocalRunner:
                 env["KATIB_JOB_DIR"] = str(path)  # where a multi-replica job keeps its replicas' logs
                 if metrics_file is not None:
                     lw.prepare_metrics_file(metrics_file, path)
+                if spec.volume is not None:  # the pod's metrics volume: an empty directory
+                    os.makedirs(spec.volume, exist_ok=True)
                 pid = lj.spawn(path, work_dir, spec.argv, env)
             except lp.StartError as e:
                 return lj.decided(key, path, reason="StartError", message=str(e),

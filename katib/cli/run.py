@@ -168,10 +168,18 @@ def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
 
 
 def shared_metrics_file(exp: dict) -> str | None:
-    """The File collector path every local trial of `exp` writes, None for other collectors."""
-    from katib.backends.local_collector import file_collector_path
+    """The File collector path every local trial of `exp` writes, None when there is none or
+    when the trial template names its directory (then each job gets its own, see local_pod)."""
+    from katib.backends import local_pod
 
-    return file_collector_path({"spec": {"metricsCollector": exp["spec"].get("metricsCollectorSpec") or {}}})
+    trial = {"spec": {"metricsCollector": exp["spec"].get("metricsCollectorSpec") or {}}}
+    mount = local_pod.mount_of(trial)
+    if mount is None:
+        return None
+    raw = ((exp["spec"].get("trialTemplate") or {}).get("goTemplate") or {}).get("rawTemplate")
+    if isinstance(raw, str) and mount.dir != "/" and local_pod.path_pattern(mount.dir).search(raw):
+        return None
+    return mount.path
 
 
 def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, parallel: int | None = None) -> bool:
@@ -201,7 +209,8 @@ def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, paral
         shared = shared_metrics_file(stored)
         if shared and min(count, parallel or count) > 1:
             print(f"[{ref}] trials run one at a time: they all write the File collector's "
-                  f"{shared} (a pod would have its own; here it is one file)", file=sys.stderr)
+                  f"{shared} (a pod would have its own; here it is one file unless the trial's "
+                  f"command, args or env name its directory)", file=sys.stderr)
         if not quiet:
             print(f"[{ref}] {how} (db: {plane.db.url})", file=sys.stderr)
     return True
