@@ -1,5 +1,6 @@
 """The shipped examples run to Succeeded through `katib.py --fake run`, with real trial
-processes training examples/mnist.py, and the reported best trial is the best observation."""
+processes training examples/mnist.py (the collector examples: examples/metrics_trainer.py), and
+the reported best trial is the best observation."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("example", ["random-example", "grid-example", "never-resume-example", "tpe-example"])
+@pytest.mark.parametrize("example", ["random-example", "grid-example", "never-resume-example", "tpe-example",
+                                     # a collector of each kind, locally (katib.backends.local_pod)
+                                     "file-metricscollector-example", "custom-metricscollector-example",
+                                     "tfevent-example", "prometheus-example"])
 def test_example_runs_to_success(tmp_path, example):
     path = ROOT / "examples" / f"{example}.yaml"
     spec = yaml.safe_load(path.read_text())["spec"]

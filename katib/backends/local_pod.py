@@ -169,8 +169,13 @@ def _resolve_field_refs(container: dict, job: dict, name: str) -> None:
             item["value"] = fields[ref["fieldPath"]]
 
 
-def _prepend_env(container: dict, env: dict[str, str]) -> None:
-    given = [e for e in container.get("env") or () if not (isinstance(e, dict) and e.get("name") in env)]
+def _prepend_env(container: dict, env: dict[str, str], *, ours_win: bool) -> None:
+    """`env` first in the container's env (so `$(VAR)` in its own values and args expands);
+    a variable of the same name the container defines is dropped (`ours_win`) or kept (it
+    comes later, so it wins)."""
+    given = list(container.get("env") or ())
+    if ours_win:
+        given = [e for e in given if not (isinstance(e, dict) and e.get("name") in env)]
     container["env"] = [{"name": k, "value": v} for k, v in env.items()] + given
 
 
@@ -209,7 +214,7 @@ def plan(trial: dict | None, job: dict, *, job_dir: str, free_port=None,
             port = free_port() if free_port is not None else spec_port
         else:
             port, resource, text = spec_port, f"port {spec_port}", f"PrometheusMetric port {spec_port}"
-        _prepend_env(training, {PORT_VAR: str(port)})
+        _prepend_env(training, {PORT_VAR: str(port)}, ours_win=True)
         sidecar = {"name": "metrics-collector", "command": [sys.executable, "-m", "collector"],
                    "args": ["-t", trial["metadata"]["name"], "-m", ";".join(metric_names(trial)),
                             "-kind", "PrometheusMetric", "-url", prometheus_url(source, port),
@@ -223,7 +228,8 @@ def plan(trial: dict | None, job: dict, *, job_dir: str, free_port=None,
         if mapped:
             rewrite(sidecar, path_pattern(mount.dir), volume)
             pod["markerDir"] = volume
-        _prepend_env(sidecar, {"KATIB_TRIAL_NAME": trial["metadata"]["name"], **(observation_env or {})})
+        _prepend_env(sidecar, {"KATIB_TRIAL_NAME": trial["metadata"]["name"], **(observation_env or {})},
+                     ours_win=False)
         if training.get("workingDir") and not sidecar.get("workingDir"):
             sidecar["workingDir"] = training["workingDir"]
     if sidecar is not None:
