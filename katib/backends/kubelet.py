@@ -185,7 +185,7 @@ class LocalKubelet:
             trial = owning_trial(self.backend, job)
             plan = local_pod.plan(trial, job, job_dir=str(self.runner.job_dir(key)))
             entry = Entry(key=key, path=plan.resource, text=plan.resource_text,
-                          owner=(trial or {}).get("metadata", {}).get("name", ""))
+                          owner=(trial or {}).get("metadata", {}).get("name", ""), trial=trial)
             (self._queue.add_running if what == "running" else self._queue.add)(entry)
 
     def _start_ready(self) -> None:
@@ -203,7 +203,7 @@ class LocalKubelet:
             self._queue.release(key)
             return
         try:
-            plan = self.local_pod(key, job)
+            plan = self.local_pod(key, job, entry.trial)
             started = self.runner.start(key, plan.job, metrics_file=plan.real_path)
         except OSError as exc:
             self._queue.release(key)
@@ -246,15 +246,17 @@ class LocalKubelet:
         if target is not None:
             self.backend.record_event(target, type="Normal", reason=blocked.reason, message=message)
 
-    def local_pod(self, key: str, job: dict) -> local_pod.Plan:
-        """The job as its pod would run (local_pod.plan); a Custom collector's trial starts
-        with no observation logs (a job run again must not add to an earlier run's)."""
-        trial = owning_trial(self.backend, job)
+    def local_pod(self, key: str, job: dict, trial: dict | None) -> local_pod.Plan:
+        """The job as its pod would run (local_pod.plan). A Custom collector's trial that
+        starts afresh (no job directory yet) starts with no observation logs: a job run again
+        after an interruption must not add to the earlier run's reports."""
         env = None
+        job_dir = self.runner.job_dir(key)
         if trial is not None and local_pod.collector(trial)[0] == "Custom" and self.observation_env is not None:
             env = self.observation_env(trial["metadata"]["name"])
-            self.observations.delete(trial["metadata"]["name"])
-        return local_pod.plan(trial, self.local_job(job), job_dir=str(self.runner.job_dir(key)),
+            if not job_dir.exists():
+                self.observations.delete(trial["metadata"]["name"])
+        return local_pod.plan(trial, self.local_job(job), job_dir=str(job_dir),
                               free_port=self.free_port, observation_env=env)
 
     def local_job(self, job: dict) -> dict:

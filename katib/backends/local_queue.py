@@ -11,7 +11,7 @@ Two rules on top of "each Job runs once":
 A waiting job is not started at all (its Job has no startTime), as a pod waiting for a node."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Entry:
     path: str | None = None    # the shared resource (local_pod.Plan.resource); None: nothing shared
     owner: str = ""            # name of the trial that owns the job
     text: str = ""             # the resource in words ("File collector path /x", ...)
+    trial: dict | None = field(default=None, compare=False, hash=False, repr=False)  # the owner, as read
 
 
 @dataclass(frozen=True)
