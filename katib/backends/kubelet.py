@@ -21,9 +21,10 @@ from pathlib import Path
 
 from katib import failpoints
 from katib.api.jobs import JOB_KINDS, pod_templates
+from katib.backends import local_jobs as lj
 from katib.backends import local_outcome as lo
-from katib.backends.base import ADDED, DELETED, WatchEvent
 from katib.backends import local_pod
+from katib.backends.base import ADDED, DELETED, WatchEvent
 from katib.backends.local_collector import collect_metrics
 from katib.backends.local_queue import Blocked, Entry, StartQueue
 from katib.clock import Clock
@@ -318,7 +319,7 @@ class LocalKubelet:
             job = self._find(ns, name)
         if job is not None and not lo.finished(job):
             job_dir = self.runner.job_dir(outcome.key)
-            outcome = sidecar_verdict(outcome, job, job_dir)
+            outcome = lj.sidecar_verdict(outcome, job, job_dir)
             try:
                 complete_job(self.backend, self.observations, job,
                              lo.job_status(job["kind"], outcome, True, self.clock.now()),
@@ -367,36 +368,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def sidecar_verdict(outcome: lo.JobOutcome, job: dict, job_dir: Path) -> lo.JobOutcome:
-    """A job whose training succeeded but whose metrics-collector sidecar failed (or left no
-    exit status) fails, reason MetricsCollectorFailed, naming the container and its last words."""
-    from katib.backends import local_process as lp
-    from katib.backends import local_wrapper as lw
-
-    if not outcome.succeeded:
-        return outcome
-    pod = lp.local_pod(job_with_pod(job, job_dir))
-    if pod.get("sidecar") is None:
-        return outcome
-    log = job_dir / local_pod.SIDECAR_LOG
-    code = lw.read_int(job_dir / local_pod.SIDECAR_EXIT)
-    if code == 0:
-        return outcome
-    what = (f"metrics collector container {pod['sidecar']} failed: "
-            + ("it ended without an exit status" if code is None
-               else lo.describe_exit(code, output_tail=lw.tail(log))))
-    return lo.JobOutcome(key=outcome.key, succeeded=False, exit_code=outcome.exit_code,
-                         reason="MetricsCollectorFailed", message=lo.with_output(what, log),
-                         start_time=outcome.start_time, completion_time=outcome.completion_time)
-
-
-def job_with_pod(job: dict, job_dir: Path) -> dict:
-    """The job as it was run (job.json in its directory), else as created."""
-    from katib.backends import local_wrapper as lw
-
-    return lw.read_json(job_dir / "job.json") or job
 
 
 def creation_order(job: dict) -> tuple[str, int]:

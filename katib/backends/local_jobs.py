@@ -1,6 +1,6 @@
 """One job as the local runner watches it: its start record, re-attaching to it after a
-restart, its outcome as the runner records it, and killing it (TERM, then KILL after the
-grace period).
+restart, its outcome as the runner records it, killing it (TERM, then KILL after the
+grace period), and the verdict of its metrics-collector sidecar (local_pod_launcher).
 
 Every function works on one job directory (see local_runner) and the job's processes; the
 runner's tables and locks stay in local_runner."""
@@ -19,6 +19,7 @@ from katib.backends import local_outcome as lo
 from katib.backends import local_process as lp
 from katib.backends import local_wrapper as lw
 from katib.backends.local_outcome import JobOutcome
+from katib.backends.local_pod import SIDECAR_EXIT, SIDECAR_LOG
 
 logger = logging.getLogger(__name__)
 
@@ -212,3 +213,30 @@ def advance_kill(job: WatchedJob, now: float) -> float:
             kill.kill_sent = True
         return 1.0
     return kill.at + job.grace - now
+
+
+# ------------------------------------------------------------------------------------ sidecars
+
+def sidecar_verdict(outcome: lo.JobOutcome, job: dict, job_dir: Path) -> lo.JobOutcome:
+    """A job whose training succeeded but whose metrics-collector sidecar failed (or left no
+    exit status) fails, reason MetricsCollectorFailed, naming the container and its last words."""
+    if not outcome.succeeded:
+        return outcome
+    pod = lp.local_pod(job_with_pod(job, job_dir))
+    if pod.get("sidecar") is None:
+        return outcome
+    log = job_dir / SIDECAR_LOG
+    code = lw.read_int(job_dir / SIDECAR_EXIT)
+    if code == 0:
+        return outcome
+    what = (f"metrics collector container {pod['sidecar']} failed: "
+            + ("it ended without an exit status" if code is None
+               else lo.describe_exit(code, output_tail=lw.tail(log))))
+    return lo.JobOutcome(key=outcome.key, succeeded=False, exit_code=outcome.exit_code,
+                         reason="MetricsCollectorFailed", message=lo.with_output(what, log),
+                         start_time=outcome.start_time, completion_time=outcome.completion_time)
+
+
+def job_with_pod(job: dict, job_dir: Path) -> dict:
+    """The job as it was run (job.json in its directory), else as created."""
+    return lw.read_json(job_dir / "job.json") or job
