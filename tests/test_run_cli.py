@@ -231,8 +231,11 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_traceback(tmp_path, 
     finally:
         if proc.poll() is None:
             proc.kill()
-    if proc.returncode == -signal.SIGINT and delay < 0.05 and not err:
-        return   # it came before Python had its own handler: the process just ended, silently
+    ours = (str(ROOT / "katib.py"), str(ROOT / "katib") + "/")
+    if proc.returncode == -signal.SIGINT and delay < 0.05 and not any(path in err for path in ours):
+        # It came before katib.py ran: the process just ended, silently, or with Python's own
+        # traceback of its start-up (`site` importing), which no code of ours can catch.
+        return
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
 
