@@ -5,11 +5,16 @@ A report is first written to the spool directory (atomically, with a report id),
 only when katib has answered 200. Connection errors, timeouts and 5xx answers are retried with
 exponential backoff (0.5 s doubling to 10 s) until the deadline; a report spooled by an earlier
 run that died is sent first. The report id makes a retry harmless: katib applies an id once.
-A 4xx answer (bad payload, wrong credential) is not retried: it would never succeed."""
+A 4xx answer (bad payload, wrong credential) is not retried: it would never succeed.
+
+`$KATIB_RESOLVE` (`host:port=ip:port,...`, set by katib's local pod kubelet in place of cluster
+DNS) sends a request for host:port to ip:port; TLS still verifies the certificate for host."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import ssl
 import time
 import urllib.error
@@ -51,11 +56,44 @@ def pending(directory: Path) -> list[Path]:
     return sorted(directory.glob("report-*.json"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
 
 
+def resolve_map(text: str | None) -> dict[tuple[str, int], tuple[str, int]]:
+    """`host:port=ip:port,...` → {(host, port): (ip, port)}; malformed entries are ignored."""
+    out = {}
+    for item in (text or "").split(","):
+        name, sep, target = item.strip().partition("=")
+        host, _, port = name.rpartition(":")
+        ip, _, tport = target.rpartition(":")
+        if sep and host and ip and port.isdigit() and tport.isdigit():
+            out[(host, int(port))] = (ip, int(tport))
+    return out
+
+
+class _ResolvedHTTPS(urllib.request.HTTPSHandler):
+    """Connects to the address $KATIB_RESOLVE names for the URL's host, verifying the host."""
+
+    def __init__(self, resolved: dict, context: ssl.SSLContext | None):
+        super().__init__(context=context)
+        self._resolved, self._context = resolved, context
+
+    def https_open(self, req):
+        resolved, context = self._resolved, self._context
+
+        class Connection(http.client.HTTPSConnection):
+            def connect(self):
+                ip, port = resolved.get((self.host, self.port), (self.host, self.port))
+                sock = socket.create_connection((ip, port), self.timeout)
+                self.sock = (context or ssl.create_default_context()).wrap_socket(sock, server_hostname=self.host)
+        return self.do_open(Connection, req)
+
+
 def _send(url: str, body: bytes, *, token: str, context: ssl.SSLContext | None, timeout: float) -> tuple[int, str]:
+    resolved = resolve_map(os.environ.get("KATIB_RESOLVE"))
+    opener = urllib.request.build_opener(_ResolvedHTTPS(resolved, context)) if resolved else None
     request = urllib.request.Request(url + PATH, data=body, method="POST", headers={
         "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, context=context, timeout=timeout) as resp:
+        with (opener.open(request, timeout=timeout) if opener is not None
+              else urllib.request.urlopen(request, context=context, timeout=timeout)) as resp:
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode("utf-8", "replace")

@@ -3,7 +3,8 @@
 In a pod with `shareProcessNamespace: true`, the processes to watch are the top-level process
 of every other container: parent PID 0, not PID 1 (the pause container), not this process.
 `-wait-pid PID` names the process instead (for a collector started beside its trainer on one
-machine). When a watched process is gone, the marker `<dir>/<pid>.pid` must say `completed`
+machine). `$KATIB_POD_PIDS_FILE` (set by katib's local pod kubelet) names a file listing the
+pod's top-level PIDs, one per line: the pod's process view on a host shared with other pods. When a watched process is gone, the marker `<dir>/<pid>.pid` must say `completed`
 (the rewritten training command writes it only on success); without a marker directory the end
 of the process is enough."""
 from __future__ import annotations
@@ -20,6 +21,13 @@ class WaitError(RuntimeError):
 
 def top_level_pids(proc: Path = Path("/proc")) -> list[int]:
     me = os.getpid()
+    listed = os.environ.get("KATIB_POD_PIDS_FILE")
+    if listed:
+        try:
+            text = Path(listed).read_text()
+        except OSError:
+            return []
+        return sorted({int(w) for w in text.split() if w.isdigit() and int(w) != me})
     pids = []
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) in (1, me):

@@ -193,6 +193,12 @@ class FakeControlPlane:
         self.ctx.suggestion_executor = SuggestionWorkers()  # algorithm calls off the reconcile thread
         self.manager = Manager(self.ctx, on_fatal=self.fail, threaded=informer_threads,
                                wake_on_change=not informer_threads)
+        if api_only:  # a stand-in cluster: Jobs → Pods (admitted by the webhooks) → containers
+            from katib.backends.fake_node import FakeNode
+            self.kubelet = FakeNode(self.backend, Path(work_dir), clock=self.clock, working_dir=str(Path.cwd()),
+                                    base_env=trial_environment(), on_fatal=self.fail)
+            self.runner = self.kubelet.runner
+            return
         self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
         self.observation_api = LocalObservationAPI(Path(work_dir) / "observation-api", self.observations)
         self.kubelet = LocalKubelet(self.backend, self.runner, observations=self.observations,

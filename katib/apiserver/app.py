@@ -31,6 +31,7 @@ class Context:
     token: str
     tables: object = None     # module with table(kind, objects, *, include_object, list_meta)
     openapi: object = None    # module with v3_index(), v3_document(group, version), maybe v2()
+    pod_log: object = None    # (namespace, pod, container) → path of its output (podlogs), if pods run
     stop: threading.Event = field(default_factory=threading.Event)
 
     def stopping(self) -> bool:
@@ -215,7 +216,7 @@ def parse_target(group: str, version: str, rest: str) -> Target:
         raise not_found_resource()
     name = segs[1] if len(segs) > 1 else None
     sub = segs[2] if len(segs) > 2 else None
-    if sub is not None and (sub != "status" or not res.has_status):
+    if sub is not None and not ((sub == "status" and res.has_status) or (sub == "log" and res.kind == "Pod")):
         raise not_found_resource()
     if res.namespaced and name is not None and namespace is None:
         raise not_found_resource()
@@ -229,6 +230,9 @@ async def resource_request(request: web.Request) -> web.StreamResponse:
     if request.query.get("dryRun"):
         raise bad_request("dryRun is not supported by this server (katib.py --fake)")
     method = request.method
+    if target.subresource == "log" and not target.watch:
+        from katib.apiserver import podlogs
+        return await podlogs.serve(request, ctx, target)
     if method in ("GET", "HEAD") and (target.watch or _flag(request.query.get("watch"))):
         return await watch.serve(request, ctx, target)
     if target.watch:

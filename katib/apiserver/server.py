@@ -55,7 +55,8 @@ def url_host(host: str) -> str:
 
 
 class ApiServer:
-    def __init__(self, backend, *, host: str, port: int, state_dir: Path, kubeconfig: Path):
+    def __init__(self, backend, *, host: str, port: int, state_dir: Path, kubeconfig: Path, pod_log=None):
+        """`pod_log(namespace, pod, container)`: where a container's output is (pods/log)."""
         self.host, self.port = host, port
         self.state_dir = Path(state_dir)
         self.kubeconfig = Path(kubeconfig)
@@ -63,7 +64,8 @@ class ApiServer:
         self.token = ensure_token(self.state_dir)
         self.cache = WatchCache(backend)
         self.ctx = Context(backend=backend, cache=self.cache, token=self.token,
-                           tables=_optional("katib.apiserver.tables"), openapi=_optional("katib.apiserver.openapi"))
+                           tables=_optional("katib.apiserver.tables"), openapi=_optional("katib.apiserver.openapi"),
+                           pod_log=pod_log)
         # Backend calls run on the loop's pool. A write waiting for an admission webhook holds a
         # thread while that webhook may call back into this API: enough threads that those
         # callbacks are not queued behind the writes waiting for them (asyncio's default is cores + 4).

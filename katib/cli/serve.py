@@ -88,7 +88,8 @@ def _serve(args, host: str, port: int) -> int:
         work = db_location(args)[1]
         try:
             api = _start_api(plane.backend, host=host, port=port, work=work,
-                             kubeconfig=getattr(args, "kubeconfig", None))
+                             kubeconfig=getattr(args, "kubeconfig", None),
+                             pod_log=getattr(plane.kubelet, "pod_log", None))
         except (OSError, KatibError, ValueError) as err:
             print(f"error: the API cannot listen on {host}:{port}: {err}", file=sys.stderr)
             return EXIT_ERROR
@@ -122,11 +123,11 @@ def _serve(args, host: str, port: int) -> int:
             signal.signal(sig, handler)
 
 
-def _start_api(backend, *, host: str, port: int, work: Path, kubeconfig: str | None):
+def _start_api(backend, *, host: str, port: int, work: Path, kubeconfig: str | None, pod_log=None):
     from katib.apiserver.server import ApiServer
 
     api = ApiServer(backend, host=host, port=port, state_dir=Path(work),
-                    kubeconfig=Path(kubeconfig) if kubeconfig else Path(work) / "kubeconfig")
+                    kubeconfig=Path(kubeconfig) if kubeconfig else Path(work) / "kubeconfig", pod_log=pod_log)
     api.start()
     return api
 
