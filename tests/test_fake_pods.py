@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,36 @@ def test_a_restart_reattaches_running_pods_and_never_runs_one_twice(tmp_path):
         assert second.kubectl("logs", pod["metadata"]["name"]).stdout == "finished\n"
     finally:
         assert second.stop() == 0, second.output()
+
+
+def test_a_pod_with_a_volume_kind_that_cannot_run_here_fails_saying_so(server):
+    apply(server, job("cm", "true", volumes=[{"name": "scratch", "configMap": {"name": "katib-config"}}]))
+    done = wait_for(server, "job cm", finished)
+    assert "volume scratch: only emptyDir volumes" in done["status"]["conditions"][0]["message"]
+
+
+def test_mount_paths_are_rewritten_as_whole_paths_only():
+    from katib.backends.pod_plan import rewrite
+    mapped = {"/var/log/katib": "/pods/p/volumes/metrics-volume", "/var/log": "/elsewhere"}
+    assert rewrite("python3 t.py 1>/var/log/katib/metrics.log 2>&1 && echo completed > /var/log/katib/$$$$.pid",
+                   mapped) == ("python3 t.py 1>/pods/p/volumes/metrics-volume/metrics.log 2>&1 && echo completed > "
+                               "/pods/p/volumes/metrics-volume/$$$$.pid")
+    assert rewrite("-path=/var/log/katib", mapped) == "-path=/pods/p/volumes/metrics-volume"
+    assert rewrite("/var/log/other", mapped) == "/elsewhere/other"
+    for untouched in ("/var/log/katibx/a", "/opt/var/log/katib/a", "./var/log/katib"):
+        assert rewrite(untouched, {"/var/log/katib": "/v"}) == untouched
+
+
+def test_a_katib_image_runs_in_the_checkout_and_services_are_resolved():
+    from katib.backends.pod_plan import KATIB_ROOT, container_job, services_in
+    pod = {"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": []}}
+    sidecar = {"name": "c", "image": "registry.example/katib:v1", "command": ["python", "-m", "collector"],
+               "args": ["-s", "katib.kubeflow.svc:443"]}
+    [ref] = services_in(sidecar)
+    assert (ref.host, ref.name, ref.namespace, ref.port) == ("katib.kubeflow.svc", "katib", "kubeflow", 443)
+    [container] = container_job(pod, sidecar, pod_dir="/d", working_dir="/w", resolved={
+        ("katib.kubeflow.svc", 443): ("127.0.0.1", 4443)})["spec"]["template"]["spec"]["containers"]
+    assert container["workingDir"] == KATIB_ROOT and (Path(KATIB_ROOT) / "collector" / "__main__.py").exists()
+    assert {"name": "KATIB_RESOLVE", "value": "katib.kubeflow.svc:443=127.0.0.1:4443"} in container["env"]
+    other = container_job(pod, dict(sidecar, image="busybox"), pod_dir="/d", working_dir="/w", resolved={})
+    assert other["spec"]["template"]["spec"]["containers"][0]["workingDir"] == "/w"
