@@ -7,8 +7,10 @@ exponential backoff (0.5 s doubling to 10 s) until the deadline; a report spoole
 run that died is sent first. The report id makes a retry harmless: katib applies an id once.
 A 4xx answer (bad payload, wrong credential) is not retried: it would never succeed.
 
-`$KATIB_RESOLVE` (`host:port=ip:port,...`, set by katib's local pod kubelet in place of cluster
-DNS) sends a request for host:port to ip:port; TLS still verifies the certificate for host."""
+`$KATIB_RESOLVE` (`host:port=ip:port|ip:port...,...`, set by katib's local pod kubelet in place
+of cluster DNS and a Service) sends a request for host:port to one of the addresses listed, the
+next one at each attempt (as a Service spreads connections over its endpoints); TLS still
+verifies the certificate for host."""
 from __future__ import annotations
 
 import http.client
@@ -56,39 +58,45 @@ def pending(directory: Path) -> list[Path]:
     return sorted(directory.glob("report-*.json"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
 
 
-def resolve_map(text: str | None) -> dict[tuple[str, int], tuple[str, int]]:
-    """`host:port=ip:port,...` → {(host, port): (ip, port)}; malformed entries are ignored."""
-    out = {}
+def resolve_map(text: str | None) -> dict[tuple[str, int], list[tuple[str, int]]]:
+    """`host:port=ip:port|ip:port,...` → {(host, port): [(ip, port), ...]}; malformed parts are ignored."""
+    out: dict[tuple[str, int], list[tuple[str, int]]] = {}
     for item in (text or "").split(","):
-        name, sep, target = item.strip().partition("=")
+        name, sep, targets = item.strip().partition("=")
         host, _, port = name.rpartition(":")
-        ip, _, tport = target.rpartition(":")
-        if sep and host and ip and port.isdigit() and tport.isdigit():
-            out[(host, int(port))] = (ip, int(tport))
+        addresses = []
+        for target in targets.split("|"):
+            ip, _, tport = target.strip().rpartition(":")
+            if ip and tport.isdigit():
+                addresses.append((ip, int(tport)))
+        if sep and host and port.isdigit() and addresses:
+            out[(host, int(port))] = addresses
     return out
 
 
 class _ResolvedHTTPS(urllib.request.HTTPSHandler):
-    """Connects to the address $KATIB_RESOLVE names for the URL's host, verifying the host."""
+    """Connects to the `attempt`-th address $KATIB_RESOLVE lists for the URL's host (cycling),
+    verifying the certificate for the host."""
 
-    def __init__(self, resolved: dict, context: ssl.SSLContext | None):
+    def __init__(self, resolved: dict, context: ssl.SSLContext | None, attempt: int):
         super().__init__(context=context)
-        self._resolved, self._context = resolved, context
+        self._resolved, self._context, self._attempt = resolved, context, attempt
 
     def https_open(self, req):
-        resolved, context = self._resolved, self._context
+        resolved, context, attempt = self._resolved, self._context, self._attempt
 
         class Connection(http.client.HTTPSConnection):
             def connect(self):
-                ip, port = resolved.get((self.host, self.port), (self.host, self.port))
-                sock = socket.create_connection((ip, port), self.timeout)
+                choices = resolved.get((self.host, self.port)) or [(self.host, self.port)]
+                sock = socket.create_connection(choices[attempt % len(choices)], self.timeout)
                 self.sock = (context or ssl.create_default_context()).wrap_socket(sock, server_hostname=self.host)
         return self.do_open(Connection, req)
 
 
-def _send(url: str, body: bytes, *, token: str, context: ssl.SSLContext | None, timeout: float) -> tuple[int, str]:
+def _send(url: str, body: bytes, *, token: str, context: ssl.SSLContext | None, timeout: float,
+          attempt: int = 0) -> tuple[int, str]:
     resolved = resolve_map(os.environ.get("KATIB_RESOLVE"))
-    opener = urllib.request.build_opener(_ResolvedHTTPS(resolved, context)) if resolved else None
+    opener = urllib.request.build_opener(_ResolvedHTTPS(resolved, context, attempt)) if resolved else None
     request = urllib.request.Request(url + PATH, data=body, method="POST", headers={
         "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
@@ -116,7 +124,7 @@ def deliver(address: str, directory: Path, *, token: str, ca_file: str | None = 
         while True:
             attempt += 1
             try:
-                status, text = _send(url, body, token=token, context=context,
+                status, text = _send(url, body, token=token, context=context, attempt=attempt - 1,
                                      timeout=max(1.0, min(30.0, end - time.monotonic())))
                 problem = None if status == 200 else f"HTTP {status}: {text.strip()[:300]}"
             except (OSError, urllib.error.URLError) as err:  # refused, reset, timeout, TLS

@@ -259,3 +259,32 @@ def test_prometheus_metrics_are_scraped_while_the_trainer_runs(katib, tmp_path):
     assert len(accuracy) >= 3
     assert [v for name, v in got if name == "loss"] == ["0.5"]  # own timestamp: recorded once
     assert all(name in ("accuracy", "loss") for name, _ in got)
+
+
+def test_katib_resolve_names_the_service_addresses_tried_in_turn(katib, tmp_path):
+    """$KATIB_RESOLVE (the local pod kubelet's stand-in for cluster DNS): the report for
+    katib.kubeflow.svc:443 goes to the listed addresses in turn (the first refuses), and the
+    certificate must be for the service name."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]   # nothing listens here once closed
+    for hosts, delivered in ((["katib.kubeflow.svc"], True), (["other.example"], False)):
+        certs = certificates(tmp_path / hosts[0], hosts)
+        server = WebhookServer({}, api=obs.handlers(katib.store, katib.key), host="127.0.0.1", port=0, certs=certs)
+        server.start()
+        try:
+            proc, metrics = trainer(tmp_path, lines=[f"{T} accuracy=0.5"])
+            proc.wait()
+            env = {**os.environ, "KATIB_RESOLVE": f"katib.kubeflow.svc:443=127.0.0.1:{dead}|127.0.0.1:{server.port}"}
+            col = subprocess.run(
+                [sys.executable, "-m", "collector", "-t", "t-svc", "-m", "accuracy", "-path", str(metrics),
+                 "-s", "katib.kubeflow.svc:443", "-token-file", katib.token_file("t-svc"),
+                 "-ca-file", str(certs.files.ca_cert), "-wait-pid", str(proc.pid), "-p", "0.1", "-deadline", "3"],
+                cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+        finally:
+            server.stop()
+        assert (col.returncode == 0) == delivered, col.stderr
+        if delivered:
+            assert "report attempt 1 failed" in col.stderr and values(katib, "t-svc") == [("accuracy", "0.5")]
+        else:
+            assert "CERTIFICATE_VERIFY_FAILED" in col.stderr or "certificate" in col.stderr, col.stderr

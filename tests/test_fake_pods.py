@@ -218,8 +218,8 @@ def test_a_katib_image_runs_in_the_checkout_and_services_are_resolved():
     [ref] = services_in(sidecar)
     assert (ref.host, ref.name, ref.namespace, ref.port) == ("katib.kubeflow.svc", "katib", "kubeflow", 443)
     [container] = container_job(pod, sidecar, pod_dir="/d", working_dir="/w", resolved={
-        ("katib.kubeflow.svc", 443): ("127.0.0.1", 4443)})["spec"]["template"]["spec"]["containers"]
+        ("katib.kubeflow.svc", 443): [("127.0.0.1", 4443), ("127.0.0.2", 4444)]})["spec"]["template"]["spec"]["containers"]
     assert container["workingDir"] == KATIB_ROOT and (Path(KATIB_ROOT) / "collector" / "__main__.py").exists()
-    assert {"name": "KATIB_RESOLVE", "value": "katib.kubeflow.svc:443=127.0.0.1:4443"} in container["env"]
+    assert {"name": "KATIB_RESOLVE", "value": "katib.kubeflow.svc:443=127.0.0.1:4443|127.0.0.2:4444"} in container["env"]
     other = container_job(pod, dict(sidecar, image="busybox"), pod_dir="/d", working_dir="/w", resolved={})
     assert other["spec"]["template"]["spec"]["containers"][0]["workingDir"] == "/w"

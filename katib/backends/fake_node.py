@@ -17,11 +17,11 @@ from katib.backends.local_runner import LocalRunner
 class FakeNode:
     def __init__(self, backend, work_dir: Path, *, clock=None, working_dir: str | None = None,
                  base_env: dict | None = None, on_fatal=None):
-        from katib.backends.fake_webhooks import resolve_service
+        from katib.backends.fake_webhooks import service_addresses
 
         self.runner = LocalRunner(Path(work_dir) / "containers", clock=clock, base_env=base_env)
         self.pods = PodKubelet(backend, self.runner, pods_dir=Path(work_dir) / "pods", clock=clock,
-                               working_dir=working_dir, on_fatal=on_fatal, resolve_service=resolve_service)
+                               working_dir=working_dir, on_fatal=on_fatal, resolve_service=service_addresses)
         self.jobs = JobController(backend, clock=clock, on_fatal=on_fatal)
 
     def recover(self) -> None:

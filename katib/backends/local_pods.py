@@ -62,7 +62,7 @@ class PodKubelet:
         self.clock = clock or Clock()
         self.working_dir = working_dir
         self.on_fatal = on_fatal
-        self.resolve_service = resolve_service   # (backend, ns, name, port) → (ip, port)
+        self.resolve_service = resolve_service   # (backend, ns, name, port) → [(ip, port), ...]
         self._pods: dict[str, PodState] = {}
         self._inbox: queue.Queue = queue.Queue()
         self._stop = threading.Event()

@@ -14,10 +14,12 @@ stand-ins for what a node gives a pod:
   PIDs listed in `<pod dir>/pids` (one per line, in start order) and every container gets
   `KATIB_POD_PIDS_FILE` naming it: the collector's PID wait (collector/wait.py) reads it instead
   of scanning /proc for parent PID 0, which on a shared host names only the host's init.
-* Cluster DNS: a `<service>.<namespace>.svc[.cluster.local]:<port>` named in a container's
-  args or env is resolved through the Service's Endpoints and passed as `KATIB_RESOLVE`
-  (`host:port=ip:port,...`); our collector connects there and still verifies the certificate
-  for the service name (as curl's --resolve).
+* Cluster DNS and Services: a `<service>.<namespace>.svc[.cluster.local][:<port>]` named in a
+  container's command, args or env is resolved through the Service's Endpoints when the
+  container starts and passed as `KATIB_RESOLVE` (`host:port=ip:port|ip:port,...`); our
+  collector connects to those addresses in turn (one per attempt, as a Service spreads
+  connections) and still verifies the certificate for the service name (as curl's --resolve).
+  Other programs do not read it: for them the name does not resolve.
 * Images: an image is not run. A container of the image `katib` (any registry/tag) defaults
   its workingDir to the katib checkout, which is that image's content (its WORKDIR holds
   katib/ and collector/), so `python -m collector` finds the collector; other containers
@@ -104,9 +106,9 @@ def is_katib_image(image: str) -> bool:
 
 
 def container_job(pod: dict, container: dict, *, pod_dir: str, working_dir: str | None,
-                  resolved: dict[tuple[str, int], tuple[str, int]]) -> dict:
+                  resolved: dict[tuple[str, int], list[tuple[str, int]]]) -> dict:
     """The one-container Job manifest the local runner runs for `container` of `pod`.
-    `resolved`: (host, port) → (ip, port) of the services the container names."""
+    `resolved`: (host, port) → [(ip, port), ...] of the services the container names."""
     volumes = volume_dirs(pod, pod_dir)
     mapped = mounts(container, volumes)
     spec = pod.get("spec") or {}
@@ -120,8 +122,9 @@ def container_job(pod: dict, container: dict, *, pod_dir: str, working_dir: str 
     if spec.get("shareProcessNamespace"):
         env.append({"name": PIDS_ENV, "value": os.path.join(pod_dir, "pids")})
     if resolved:
-        env.append({"name": RESOLVE_ENV, "value": ",".join(f"{h}:{p}={ip}:{port}"
-                                                           for (h, p), (ip, port) in sorted(resolved.items()))})
+        env.append({"name": RESOLVE_ENV, "value": ",".join(
+            f"{h}:{p}=" + "|".join(f"{ip}:{port}" for ip, port in addresses)
+            for (h, p), addresses in sorted(resolved.items()))})
     out["env"] = env
     if container.get("workingDir"):
         out["workingDir"] = rewrite(str(container["workingDir"]), mapped)
