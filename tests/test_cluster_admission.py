@@ -60,28 +60,26 @@ def test_experiments_are_admitted_by_the_controllers_webhooks_only(tmp_path):
         assert got["spec"]["metricsCollectorSpec"] == {"collector": {"kind": "StdOut"}}   # the mutating webhook's
         assert got["spec"]["resumePolicy"] == "LongRunning"
 
-        # upstream's trap: a trial pod without the collector (its namespace lost the label), no metrics
-        # ever come: the trial fails at once, naming the pod and the cause
-        silent = shell_experiment("silent", script="sleep 2; exit 0;", parallel=1, max_trials=1, x_max=20)
+        # upstream's trap: the namespace loses its label while the experiment runs, so the next job's
+        # pod (created by the fake's job controller) gets no collector and no metrics ever come: that
+        # trial fails at once, naming the pod and the cause
+        silent = shell_experiment("silent", script="sleep 2;", parallel=1, max_trials=2, x_max=20)
+        silent["spec"]["trialTemplate"]["retain"] = True   # keep the jobs and their pods to look at
         apply(server, silent)
-        trial_name = wait_for(lambda: server.kubectl("get", "trials", "-l", "experiment=silent", "-o", "json"),
-                              lambda out: ([t["metadata"]["name"] for t in json.loads(out.stdout)["items"]] or [None])[0])
-        job = wait_for(lambda: server.kubectl("get", "jobs", trial_name, "-o", "json", "--ignore-not-found"),
-                       lambda out: json.loads(out.stdout) if out.stdout.strip() else None)
+        wait_for(lambda: server.kubectl("get", "trials", "-l", "experiment=silent", "-o", "name"),
+                 lambda out: out.stdout.strip())
         server.kubectl("label", "namespace", "default", "katib-metricscollector-injection-")
-        meta = job["metadata"]
-        apply(server, {"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": meta["name"] + "-pod", "namespace": "default", "ownerReferences": [
-                {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"]}]},
-            "spec": {"containers": [{"name": "main", "image": "none", "command": ["true"]}]}})
         trial = wait_for(lambda: server.kubectl("get", "trials", "-l", "experiment=silent", "-o", "json"),
                          lambda out: next((t for t in json.loads(out.stdout)["items"]
                                            if any(c["type"] == "Failed" for c in t["status"].get("conditions", []))),
                                           None))
+        [pod] = json.loads(server.kubectl("get", "pods", "-l", f"job-name={trial['metadata']['name']}",
+                                          "-o", "json").stdout)["items"]
+        assert [c["name"] for c in pod["spec"]["containers"]] == ["main"]
         failed = next(c for c in trial["status"]["conditions"] if c["type"] == "Failed")
         assert failed["reason"] == "MetricsUnavailable"
         assert failed["message"].startswith(f"Metrics are not available: no metrics collector was injected into pod "
-                                            f"{meta['name']}-pod: namespace default lacks label "
+                                            f"{pod['metadata']['name']}: namespace default lacks label "
                                             f"katib-metricscollector-injection=enabled"), failed
         server.kubectl("label", "namespace", "default", "katib-metricscollector-injection=enabled")
 

@@ -4,9 +4,12 @@ the standby takes over within the lease duration (plus its retry period: expiry 
 when it saw the last renewal), and the experiment finishes with exactly maxTrialCount trials,
 none duplicated (one job directory per trial on the cluster's kubelet).
 
-Topology: the api-only fake and both replicas open the same database (observation logs reach
-the controllers as through Katib's shared DB service); the fake holds the database's control
-lock (it owns the objects), the replicas do not take it — the Lease decides who reconciles."""
+Topology: the api-only fake and both replicas open the same database; the fake holds the
+database's control lock (it owns the objects), the replicas do not take it — the Lease decides
+who reconciles. Katib's admission is installed from config/; both replicas serve the webhooks
+and the observation API and publish their addresses as the Service's Endpoints. The SIGKILLed
+leader's address stays there (the fake has no endpoints controller): the fake's webhook calls
+and the collectors' reports (a standby answers 503 to a report) go on to the next address."""
 from __future__ import annotations
 
 import os
@@ -93,6 +96,8 @@ def _lease(server):
 @pytest.fixture
 def cluster(tmp_path):
     server = start_api_server(tmp_path, api_only=True, db=tmp_path / "shared.db")
+    server.kubectl("apply", "-k", str(ROOT / "config"))
+    server.kubectl("label", "namespace", "default", "katib-metricscollector-injection=enabled")
     replicas: list[Replica] = []
     try:
         yield server, replicas
@@ -105,12 +110,14 @@ def cluster(tmp_path):
 def test_one_leader_then_failover_after_sigkill_with_exactly_max_trials(cluster, tmp_path):
     server, replicas = cluster
     api = server.custom_objects()
-    a = Replica("replica-a", server.kubeconfig, server.db, tmp_path)
+    webhooks = ("--webhook-listen", "127.0.0.1:0", "--advertise-address", "127.0.0.1", "--cert-dir")
+    a = Replica("replica-a", server.kubeconfig, server.db, tmp_path, *webhooks, str(tmp_path / "certs-a"))
     replicas.append(a)
     a.wait_for(r"^leading: lease kubeflow/katib acquired as replica-a")
-    b = Replica("replica-b", server.kubeconfig, server.db, tmp_path)
+    b = Replica("replica-b", server.kubeconfig, server.db, tmp_path, *webhooks, str(tmp_path / "certs-b"))
     replicas.append(b)
     b.wait_for(r"^waiting to lead")
+    b.wait_for(r"^webhooks: https://")
     assert _lease(server).holder_identity == "replica-a"
 
     exp = shell_experiment("failover", script="sleep 1;", parallel=2, max_trials=6, x_max=30)
@@ -122,7 +129,7 @@ def test_one_leader_then_failover_after_sigkill_with_exactly_max_trials(cluster,
         done = [t for t in trials if _condition(t) == "Succeeded"]
         if done and len(done) < 6:
             break
-        assert time.monotonic() < deadline, f"no trial finished:\n{a.output()}"
+        assert time.monotonic() < deadline, f"no trial finished:\n{a.output()}\n{b.output()}\n{server.output()}"
         time.sleep(0.1)
     assert b.said("^leading") is None, "the standby led while the leader was alive"
     killed_at = time.time()
@@ -149,8 +156,8 @@ def test_one_leader_then_failover_after_sigkill_with_exactly_max_trials(cluster,
     assert len(values) == 6 and len(set(values)) == 6, values    # 6 trials, no assignment twice
     assert all(_condition(t) == "Succeeded" for t in trials)
     assert got["status"]["trialsSucceeded"] == 6
-    jobs = list((server.work_dir / "jobs").iterdir())
-    assert len(jobs) == 6, sorted(p.name for p in jobs)   # no job ran twice
+    runs = [p.name for p in (server.work_dir / "containers").iterdir() if p.name.endswith("_main")]
+    assert len(runs) == 6, sorted(runs)   # no job's pod ran twice
     best = got["status"]["currentOptimalTrial"]
     assert float(best["observation"]["metrics"][0]["value"]) == float(f"0.{max(values)}")
     # who reconciled when: every Event names its replica (source.host); the standby wrote none
