@@ -137,7 +137,8 @@ class FakeControlPlane:
                  informer_threads: bool = False, api_only: bool = False):
         """`backend_options`: extra FakeBackend arguments (watch_history, served);
         `api_only`: no in-process Experiment admission, only the webhooks registered in the
-        fake (a cluster before Katib is installed has no Katib admission);
+        fake (a cluster before Katib is installed has no Katib admission), and jobs run as pods
+        (fake_node) instead of directly as processes;
         `controller_view(backend)`: what the controllers talk to instead of the backend itself
         (tests: fake_flaky.FlakyWatches, late and cut watches); `informer_threads`: watch on
         one thread per kind as against a cluster, instead of on the controllers' thread woken

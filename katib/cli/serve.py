@@ -5,9 +5,11 @@ It continues every experiment stored in the database (trials that were running a
 re-attached or recovered) and keeps reconciling until SIGINT/SIGTERM. At start it prints the
 API's URL and the kubeconfig to use (`--kubeconfig`, default DB.d/kubeconfig; mode 0600, with
 the CA and a bearer token kept next to the database and reused on restart). `--api-only`
-serves the API and runs the local kubelet but not Katib's controllers nor Katib's in-process
-Experiment admission: a stand-in for a cluster before Katib is installed, on which only the
-admission webhooks registered in it (`kubectl apply -k config/`) admit objects. In both modes
+serves the API and plays a cluster's node (katib.backends.fake_node: Jobs, TFJobs and PyTorchJobs
+get Pods, created through the API, whose containers run as local processes; `kubectl logs`) but
+runs neither Katib's controllers nor Katib's in-process Experiment admission: a stand-in for a
+cluster before Katib is installed, on which only the admission webhooks registered in it
+(`kubectl apply -k config/`) admit objects. In both modes
 registered webhooks are called as kube-apiserver calls them (katib.backends.fake_webhooks). `--apply FILE` creates or updates experiments at start-up.
 SIGINT/SIGTERM stop it with exit 0 (trial processes keep running and are re-attached on the
 next start); a worker thread that cannot go on (full disk...) stops it with `error: <why>` and
@@ -44,8 +46,8 @@ def add_parser(subparsers) -> None:
                    help="with --fake: where to write the kubeconfig for the API (default DB.d/kubeconfig); "
                         "without --fake: the kubeconfig of the cluster to run against")
     p.add_argument("--api-only", action="store_true",
-                   help="serve the API and run the local kubelet but not Katib's controllers nor its "
-                        "in-process Experiment admission (a stand-in cluster for `katib.py serve --kubeconfig "
+                   help="serve the API and run jobs as pods whose containers are local processes, but not "
+                        "Katib's controllers nor its in-process Experiment admission (a stand-in cluster for `katib.py serve --kubeconfig "
                         "--webhook-listen ... --advertise-address 127.0.0.1`, whose registered webhooks admit)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every reconcile (DEBUG)")
     serve_cluster.add_arguments(p)
