@@ -223,3 +223,27 @@ def test_a_katib_image_runs_in_the_checkout_and_services_are_resolved():
     assert {"name": "KATIB_RESOLVE", "value": "katib.kubeflow.svc:443=127.0.0.1:4443|127.0.0.2:4444"} in container["env"]
     other = container_job(pod, dict(sidecar, image="busybox"), pod_dir="/d", working_dir="/w", resolved={})
     assert other["spec"]["template"]["spec"]["containers"][0]["workingDir"] == "/w"
+
+
+def test_a_crash_between_two_pods_of_a_tfjob_creates_the_rest_in_the_same_cluster(tmp_path):
+    tfjob = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": "tf", "namespace": "default"},
+             "spec": {"tfReplicaSpecs": {role: {"replicas": n, "restartPolicy": "Never", "template": {"spec": {
+                 "containers": [{"name": "tensorflow", "image": "none",
+                                 "command": ["sh", "-c", f"echo $TF_CONFIG; sleep {pause}"]}]}}}
+                 for role, n, pause in (("Chief", 1, 1), ("Worker", 2, 0))}}}
+    first = start_api_server(tmp_path, api_only=True, db=tmp_path / "fake.db", env={"KATIB_FAILPOINTS": "pod-created"})
+    try:
+        apply(first, tfjob)
+        assert first.proc.wait(30) == -signal.SIGKILL   # the failpoint, after the first pod
+    finally:
+        first.stop()
+    second = start_api_server(tmp_path, api_only=True, db=tmp_path / "fake.db")
+    try:
+        wait_for(second, "tfjob tf", finished)
+        pods = {p["metadata"]["name"] for p in pods_of(second, "tf-job-name=tf")}
+        assert pods == {"tf-chief-0", "tf-worker-0", "tf-worker-1"}
+        configs = [json.loads(second.kubectl("logs", name).stdout) for name in sorted(pods)]
+        assert len({json.dumps(c["cluster"], sort_keys=True) for c in configs}) == 1, configs
+        assert len(configs[0]["cluster"]["worker"]) == 2
+    finally:
+        assert second.stop() == 0, second.output()

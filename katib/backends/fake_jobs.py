@@ -11,7 +11,8 @@ Pods are named and labelled as their controllers do:
                  MASTER_ADDR/MASTER_PORT/WORLD_SIZE/RANK/PYTHONUNBUFFERED.
 Every pod has a controller ownerReference to its job (so the pod webhook finds the trial,
 and deleting the job deletes its pods). Addresses are 127.0.0.1 with a free port per replica
-(local_replicas.free_ports), chosen once at pod creation.
+(local_replicas.free_ports), chosen once at pod creation; a pod created after a restart (the
+controller died between two pods of a job) gets the addresses the existing pods were given.
 
 Status (local_outcome.job_status, as the local kubelet writes it): the job runs once its pods
 exist; a batch Job completes when its pod Succeeded and fails when it Failed (one pod, no
@@ -28,6 +29,7 @@ import queue
 import threading
 import time
 
+from katib import failpoints
 from katib.api.jobs import JOB_KINDS
 from katib.backends import local_outcome as lo
 from katib.backends.base import DELETED, WatchEvent
@@ -85,8 +87,34 @@ def _pod(job: dict, template: dict, *, name: str | None, labels: dict, env: dict
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
 
 
-def desired_pods(job: dict) -> list[dict]:
-    """The pods the job's controller creates (ports chosen now, for TF_CONFIG/MASTER_PORT)."""
+def _env_of(pod: dict, name: str) -> str | None:
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        for item in container.get("env") or ():
+            if item.get("name") == name:
+                return item.get("value")
+    return None
+
+
+def known_ports(kind: str, plan: list[dict], existing: list[dict]) -> list[int] | None:
+    """The ports the job's pods already created were given (TF_CONFIG's cluster, MASTER_PORT),
+    so that pods created later (after a restart) join the same cluster; None if none exist."""
+    for pod in existing:
+        if kind == "TFJob" and (text := _env_of(pod, "TF_CONFIG")):
+            cluster = json.loads(text).get("cluster") or {}
+            ports = []
+            for r in plan:
+                addresses = cluster.get(r["type"].lower()) or []
+                ports.append(int(addresses[r["index"]].rsplit(":", 1)[1]) if r["index"] < len(addresses)
+                             else free_ports(1)[0])
+            return ports
+        if kind == "PyTorchJob" and (port := _env_of(pod, "MASTER_PORT")):
+            return [int(port)] + [0] * (len(plan) - 1)
+    return None
+
+
+def desired_pods(job: dict, existing: list[dict] = ()) -> list[dict]:
+    """The pods the job's controller creates (ports chosen now, for TF_CONFIG/MASTER_PORT,
+    unless `existing` pods of the job already name them)."""
     meta = job["metadata"]
     if job["kind"] == "Job":
         template = (job.get("spec") or {}).get("template") or {}
@@ -94,7 +122,7 @@ def desired_pods(job: dict) -> list[dict]:
     prefix = _PREFIX[job["kind"]]
     reps = replicas(job)
     plan = [{"type": t, "index": i} for t, i, _, _ in reps]
-    envs = operator_env(job["kind"], plan, free_ports(len(reps)))
+    envs = operator_env(job["kind"], plan, known_ports(job["kind"], plan, existing) or free_ports(len(reps)))
     out = []
     for (rtype, index, template, master), env in zip(reps, envs):
         labels = {"group-name": "kubeflow.org", "job-name": meta["name"], f"{prefix}-job-name": meta["name"],
@@ -235,9 +263,9 @@ class JobController:
         if lo.finished(job):
             self._clean_up(job, pods)
             return
-        if not pods:
+        if not pods or (kind != "Job" and len(pods) < len(replicas(job))):
             try:
-                pods = self._create_pods(job)
+                pods = self._create_pods(job, pods)
             except (Forbidden, Invalid) as err:
                 self._write(job, lo.job_status(kind, lo.JobOutcome(
                     key=name, succeeded=False, exit_code=None, reason="FailedCreate",
@@ -260,14 +288,21 @@ class JobController:
         if outcome is not None:
             self._clean_up(job, pods)
 
-    def _create_pods(self, job: dict) -> list[dict]:
-        created = []
-        for pod in desired_pods(job):
+    def _create_pods(self, job: dict, existing: list[dict]) -> list[dict]:
+        """The job's pods, creating those missing (after a restart, only those)."""
+        have = {p["metadata"]["name"]: p for p in existing}
+        out = []
+        for pod in desired_pods(job, existing):
+            name = pod["metadata"].get("name")
+            if name in have:
+                out.append(have[name])
+                continue
             try:
-                created.append(self.backend.create(pod))
+                out.append(self.backend.create(pod))
             except AlreadyExists:
-                created.append(self.backend.get("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
-        return created
+                out.append(self.backend.get("Pod", pod["metadata"]["namespace"], name))
+            failpoints.hit("pod-created")   # crash tests: some of a job's pods exist, not all
+        return out
 
     def _clean_up(self, job: dict, pods: list[dict]) -> None:
         """A finished TFJob/PyTorchJob: its pods still running are deleted (cleanPodPolicy Running)."""
