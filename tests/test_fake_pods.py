@@ -187,9 +187,13 @@ def test_a_restart_reattaches_running_pods_and_never_runs_one_twice(tmp_path):
         later.touch()
         wait_for(second, "job once", finished)
         assert sorted(runs.read_text().split()) == ["ended", "once"]   # each ran exactly once
+        second.kubectl("delete", "job", "ended")
+        wait_for(second, "pods -l job-name=ended", lambda got: not got["items"])
         assert second.kubectl("logs", pod["metadata"]["name"]).stdout == "finished\n"
     finally:
         assert second.stop() == 0, second.output()
+    ended = [p.name for p in (tmp_path / "fake.db.d" / "pods").iterdir() if p.name.startswith("default_ended-")]
+    assert ended == [], "the deleted pod's directory stays"
 
 
 def test_a_pod_with_a_volume_kind_that_cannot_run_here_fails_saying_so(server):

@@ -95,6 +95,10 @@ class PodKubelet:
             ns, name, _ = key.split("/", 2)
             if f"{ns}/{name}" not in pods:
                 self.runner.forget(key)
+        if self.pods_dir.is_dir():   # volumes of pods deleted while we were down
+            for entry in self.pods_dir.iterdir():
+                if lw.key_of_dir(entry.name) not in pods:
+                    shutil.rmtree(entry, ignore_errors=True)
         for key, pod in pods.items():
             if finished(pod) or pod["metadata"].get("deletionTimestamp"):
                 continue
