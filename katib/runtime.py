@@ -199,6 +199,7 @@ class FakeControlPlane:
             self.kubelet = FakeNode(self.backend, Path(work_dir), clock=self.clock, working_dir=str(Path.cwd()),
                                     base_env=trial_environment(), on_fatal=self.fail)
             self.runner = self.kubelet.runner
+            self.observation_api = None   # the cluster's Katib serves it (katib.py serve --webhook-listen)
             return
         self.runner = LocalRunner(Path(work_dir) / "jobs", clock=self.clock, base_env=trial_environment())
         self.observation_api = LocalObservationAPI(Path(work_dir) / "observation-api", self.observations)
@@ -236,7 +237,8 @@ class FakeControlPlane:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.kubelet.close(kill=kill_jobs)
-        self.observation_api.stop()
+        if self.observation_api is not None:
+            self.observation_api.stop()
         self.manager.close()
         self._release()
 

@@ -237,7 +237,8 @@ def test_a_crash_between_two_pods_of_a_tfjob_creates_the_rest_in_the_same_cluste
                  for role, n, pause in (("Chief", 1, 1), ("Worker", 2, 0))}}}
     first = start_api_server(tmp_path, api_only=True, db=tmp_path / "fake.db", env={"KATIB_FAILPOINTS": "pod-created"})
     try:
-        apply(first, tfjob)
+        # the failpoint may kill the server before it answers: the TFJob is stored before its pods
+        first.kubectl("apply", "-f", "-", input=json.dumps(tfjob), check=False)
         assert first.proc.wait(30) == -signal.SIGKILL   # the failpoint, after the first pod
     finally:
         first.stop()
