@@ -260,3 +260,34 @@ def test_other_pods_pass_unchanged_and_refusals_and_errors(server):
     assert code == 500 and "forbidden" in text
     code, text = post(server, {"kind": "AdmissionReview"})
     assert code == 400
+
+
+def test_a_store_that_is_elsewhere_is_a_503_in_one_log_line(tmp_path, caplog):
+    """A standby replica's observation API answers 503 (the collector retries elsewhere) and logs
+    one line; an unexpected store failure is also a 503, logged with its traceback."""
+    from katib.errors import TemporaryError
+
+    def elsewhere(body, token):
+        raise TemporaryError("this replica is not the leader")
+
+    def broken(body, token):
+        raise RuntimeError("disk on fire")
+
+    srv = WebhookServer({}, api={"/elsewhere": elsewhere, "/broken": broken}, host="127.0.0.1", port=0,
+                        certs=certificates(tmp_path, ["127.0.0.1"]))
+    srv.start()
+    ctx = ssl.create_default_context(cafile=str(srv.certs.files.ca_cert))
+    try:
+        for path, message in (("/elsewhere", "TemporaryError: this replica is not the leader"),
+                              ("/broken", "RuntimeError: disk on fire")):
+            caplog.clear()
+            with caplog.at_level("INFO", logger="katib.webhook.server"):
+                req = urllib.request.Request(srv.url + path, data=b"{}", method="POST")
+                with pytest.raises(urllib.error.HTTPError) as err:
+                    urllib.request.urlopen(req, context=ctx, timeout=10)
+            assert err.value.code == 503 and json.loads(err.value.read()) == {"error": message}
+            [record] = [r for r in caplog.records if r.name == "katib.webhook.server"]
+            assert (record.levelname, record.exc_info is not None) == (
+                ("INFO", False) if path == "/elsewhere" else ("ERROR", True))
+    finally:
+        srv.stop()

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from katib.apiserver.serving import AppThread
 from katib.apiserver.tls import TlsFiles, ensure_certificates
+from katib.errors import TemporaryError
 from katib.webhook.review import MalformedReview
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ def build_app(handlers: dict[str, Handler], *, api: dict[str, ApiHandler] | None
             try:
                 status, answer = await asyncio.get_running_loop().run_in_executor(None, handler, body,
                                                                                    bearer(request))
+            except TemporaryError as err:  # e.g. a standby replica: expected, the caller retries
+                logger.info("%s: %s (503)", request.path, err)
+                return web.json_response({"error": f"{type(err).__name__}: {err}"}, status=503)
             except Exception as err:  # noqa: BLE001 - the store failed: the caller retries
                 logger.exception("%s failed", request.path)
                 return web.json_response({"error": f"{type(err).__name__}: {err}"}, status=503)
