@@ -125,11 +125,18 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"cannot read the token file: {err}", 2)
         if not token:
             return fail("a trial token is needed to report (-token-file or $KATIB_COLLECTOR_TOKEN)", 2)
+        from collector.follow import Follower
         from collector.wait import WaitError
+        # StdOut/File: the training output is in the file, not in any container log; echo it.
+        echo = Follower(args.path, sys.stderr).start() if scraper is None and args.path != "-" \
+            and not is_events(args) else None
         try:
             wait(args, scraper)
         except WaitError as err:
             return fail(str(err))
+        finally:
+            if echo is not None:
+                echo.stop()
     elif scraper is not None:
         wait(args, scraper)
     try:

@@ -101,12 +101,16 @@ def values(katib, trial):
 
 def test_waits_for_the_trainer_then_reports(katib, tmp_path):
     katib.start()
-    proc, metrics = trainer(tmp_path, lines=[f"{T} accuracy=0.5 loss=0.25", f"{T} accuracy=0.75"], delay=0.5)
+    lines = ["epoch 1 starting", f"{T} accuracy=0.5 loss=0.25", f"{T} accuracy=0.75"]
+    proc, metrics = trainer(tmp_path, lines=lines, delay=0.5)
     col = collector(katib, metrics, "t1", proc.pid)
     out, err = col.communicate(timeout=60)
     proc.wait()
     assert col.returncode == 0, err
     assert values(katib, "t1") == [("accuracy", "0.5"), ("loss", "0.25"), ("accuracy", "0.75")]
+    # the training output is in the file, not in any container log: the collector echoes it (§3.1)
+    echoed = err.splitlines()
+    assert [line for line in echoed if line in lines] == lines, err
     assert list((metrics.parent / ".katib-spool").iterdir()) == []  # delivered, nothing left
 
 
