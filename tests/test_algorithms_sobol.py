@@ -57,6 +57,16 @@ def test_without_state_a_given_seed_continues_the_sequence_past_the_trials():
     assert lost.assignments == one_call[6:]
 
 
+def test_without_state_a_continuous_walk_skips_the_count_of_trials_and_any_point_a_trial_holds():
+    one_call = suggest(request(CUBE, count=10, settings={"random_state": "12"}, seed=None)).assignments
+    # six trials, the sixth being the sequence's 7th point: the walk resumes at point 6, which a
+    # trial holds, so it is skipped
+    trials = finished(one_call[:5] + [one_call[6]])
+    lost = suggest(request(CUBE, count=2, trials=trials, settings={"random_state": "12"}, seed=1))
+    assert lost.assignments == one_call[7:9]
+    assert lost.state["position"] == 9
+
+
 def test_the_random_state_setting_wins_over_the_request_seed():
     by_setting = suggest(request(CUBE, count=3, seed=1, settings={"random_state": "7"}))
     assert by_setting == suggest(request(CUBE, count=3, seed=7))

@@ -19,6 +19,7 @@ each axis, multivariate TPE the joint product kernels (one component per observa
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,13 +110,27 @@ def _read_columns(space: Space, trials: list[TrialRecord]) -> tuple[np.ndarray, 
     """(which trials lie in the space, key coordinates per axis, history rows)."""
     keep = np.ones(len(trials), dtype=bool)
     coordinates, units = [], np.empty((len(trials), len(space)))
-    for index, axis in enumerate(space.axes):
-        values = [trial.assignments.get(axis.name) for trial in trials]
+    for index, (axis, values) in enumerate(zip(space.axes, _columns(space, trials))):
         ok, coordinate, unit = _read_column(axis, values)
         keep &= ok
         coordinates.append(coordinate)
         units[:, index] = unit
     return keep, coordinates, units
+
+
+def _columns(space: Space, trials: list[TrialRecord]) -> list[tuple]:
+    """Each axis' value strings over the trials (None where a trial lacks the parameter): one
+    C-level lookup per trial, not one per trial and axis."""
+    if not trials:
+        return [()] * len(space)
+    if len(space) == 1:
+        name = space.names[0]
+        return [tuple(trial.assignments.get(name) for trial in trials)]
+    pick = operator.itemgetter(*space.names)
+    try:
+        return list(zip(*(pick(trial.assignments) for trial in trials)))
+    except KeyError:  # some trial lacks a parameter: the slow path, which yields None there
+        return [tuple(trial.assignments.get(name) for trial in trials) for name in space.names]
 
 
 def _read_column(axis: Axis, values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -281,23 +296,40 @@ def snap(x: np.ndarray, layout: Layout) -> np.ndarray:
 def log_density(mixture: Mixture, rows: np.ndarray, *, layout: Layout, multivariate: bool) -> np.ndarray:
     """log pdf of each row: shape (rows,) when multivariate, else (rows, axes): the
     marginal of each axis, in axis order."""
-    numeric = None  # (rows, m, p) log kernel values of the numeric axes
-    if layout.numeric:
-        z = (rows[:, list(layout.numeric)][:, None, :] - mixture.mus[None]) / mixture.sigmas[None]
-        offset = -np.log(mixture.sigmas) - _LOG_SQRT_2PI - mixture.log_norms
-        numeric = offset[None] - 0.5 * z * z
     categorical = [np.log(table[:, rows[:, column].astype(int)]).T  # (rows, m)
                    for column, table in zip(layout.categorical, mixture.probs)]
+    numeric_columns = list(layout.numeric)
     if multivariate:
-        total = mixture.log_weights[None] + sum(categorical, numeric.sum(axis=2) if numeric is not None else 0.0)
+        total = mixture.log_weights[None] + sum(categorical, 0.0)
+        if numeric_columns:
+            total = total + _log_kernels(mixture, rows[:, numeric_columns][:, None, :], axis=2).sum(axis=2)
         top = total.max(axis=1, keepdims=True)
         return np.log(np.exp(total - top).sum(axis=1)) + top[:, 0]
     # Marginals: the prior component (sigma 1, uniform choices) keeps every sum well above
-    # underflow, so the mixture is summed directly, as a matrix product with the weights.
-    weights = np.exp(mixture.log_weights)
+    # underflow, so the mixture is summed directly, the weights folded into the exponents.
+    # Laid out (rows, p, m), the sum over the components runs over contiguous memory.
     result = np.empty((len(rows), layout.width))
-    if numeric is not None:
-        result[:, list(layout.numeric)] = np.log(np.einsum("rmp,m->rp", np.exp(numeric), weights))
+    if numeric_columns:
+        kernels = _log_kernels(mixture, rows[:, numeric_columns][:, :, None], axis=1, weighted=True)
+        result[:, numeric_columns] = np.log(np.exp(kernels, out=kernels).sum(axis=2))
+    weights = np.exp(mixture.log_weights)
     for column, term in zip(layout.categorical, categorical):
         result[:, column] = np.log(np.exp(term) @ weights)
     return result
+
+
+def _log_kernels(mixture: Mixture, x: np.ndarray, *, axis: int, weighted: bool = False) -> np.ndarray:
+    """log of every numeric kernel at x: x is (rows, 1, p) → (rows, m, p) (axis=2), or
+    (rows, p, 1) → (rows, p, m) (axis=1, the components last); `weighted` adds log weights."""
+    mus, sigmas, log_norms = mixture.mus, mixture.sigmas, mixture.log_norms
+    offset = -np.log(sigmas) - _LOG_SQRT_2PI - log_norms
+    if weighted:
+        offset = offset + mixture.log_weights[:, None]
+    if axis == 1:
+        mus, sigmas, offset = mus.T, sigmas.T, offset.T
+    out = x - mus[None]
+    out *= 1.0 / sigmas[None]
+    np.square(out, out=out)
+    out *= -0.5
+    out += offset[None]
+    return out

@@ -6,7 +6,8 @@ coordinate falls in). The scrambling seed (setting `random_state`, else request.
 entropy) and the position in the sequence travel in the reply's state, so a restarted process
 continues the same sequence; with the state lost, the seed is derived the same way again and
 the points already held by trials are skipped, which continues it as well when the seed was
-given.
+given (on a continuous space the walk resumes after as many points as there are trials,
+without parsing them).
 
 No point is handed out twice: on a finite space the points of all trials are skipped, and
 when the sequence only revisits used cells (it keeps a cell's share of draws, not a memory
@@ -42,10 +43,20 @@ def suggest(request: SuggestRequest) -> SuggestReply:
     state = request.state or {}
     seed = int(state["seed"]) if "seed" in state else _initial_seed(request)
     position = int(state.get("position", 0))
-    # Continuous points never recur in a sequence we keep walking forward; only a finite space,
-    # or a walk restarted from 0 because the state was lost, must look at the trials.
-    used = parzen.read_keys(space, request.trials) if space.size is not None or "position" not in state else set()
-    keys, position = _walk(space, seed=seed, position=position, count=max(request.count, 0), used=used)
+    taken = None
+    if space.size is not None:  # a finite space: every trial's point is skipped
+        used = parzen.read_keys(space, request.trials)
+    else:
+        # Continuous points never recur in a sequence walked forward. Without the state, every
+        # point of the sequence was taken (none is ever skipped on a continuous space), so the
+        # walk resumes after as many points as there are trials; a point whose first continuous
+        # value string some trial holds is skipped too (a string lookup: no trial is parsed).
+        used = set()
+        if "position" not in state:
+            position = len(request.trials)
+            taken = _continuous_strings(space, request.trials)
+    keys, position = _walk(space, seed=seed, position=position, count=max(request.count, 0), used=used,
+                           taken=taken)
     if len(keys) < request.count and space.size is not None:
         extra, _ = draw_distinct(space, make_rng([seed, position]), count=request.count - len(keys), used=used)
         used.update(extra)
@@ -55,6 +66,13 @@ def suggest(request: SuggestRequest) -> SuggestReply:
                         exhausted=space.size is not None and len(used) >= space.size)
 
 
+def _continuous_strings(space: Space, trials) -> tuple[int, set[str]]:
+    """(index of the first continuous axis, the value strings the trials hold on it)."""
+    index = next(i for i, axis in enumerate(space.axes) if not axis.is_finite)
+    name = space.axes[index].name
+    return index, {trial.assignments.get(name) for trial in trials}
+
+
 def _initial_seed(request: SuggestRequest) -> int:
     setting = str(request.settings.get("random_state", "")).strip()
     if setting:
@@ -62,7 +80,8 @@ def _initial_seed(request: SuggestRequest) -> int:
     return request.seed if request.seed is not None else int(np.random.SeedSequence().entropy)
 
 
-def _walk(space: Space, *, seed: int, position: int, count: int, used: set[Key]) -> tuple[list[Key], int]:
+def _walk(space: Space, *, seed: int, position: int, count: int, used: set[Key],
+          taken: tuple[int, set[str]] | None = None) -> tuple[list[Key], int]:
     """Up to `count` new keys from the sequence starting at `position` (adds them to `used`),
     and the position after the last point looked at."""
     if count == 0:
@@ -80,6 +99,8 @@ def _walk(space: Space, *, seed: int, position: int, count: int, used: set[Key])
         for u in block:
             position += 1
             key = space.key_from_unit(u)
+            if taken is not None and space.axes[taken[0]].render(key[taken[0]]) in taken[1]:
+                continue
             if key not in used:
                 used.add(key)
                 keys.append(key)
