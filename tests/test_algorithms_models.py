@@ -231,6 +231,23 @@ def test_cmaes_tells_a_generation_once_popsize_members_finished():
     assert told.state["cma"]["mean"] != [0.5, 0.5]
 
 
+def test_cmaes_the_worse_half_of_a_generation_shrinks_the_covariance_along_its_steps():
+    # active CMA: the good points step along y, the bad ones along x; negative weights take
+    # variance off x that the positive-only update would have kept
+    def told(active: bool) -> np.ndarray:
+        strategy = cmaes.Strategy(2, sigma=0.1, popsize=6, mean=np.array([0.5, 0.5]))
+        if not active:
+            strategy.negative = np.zeros(0)
+        xs = np.array([[0.5, 0.6], [0.5, 0.4], [0.51, 0.55], [0.7, 0.5], [0.3, 0.5], [0.75, 0.5]])
+        strategy.tell(xs, np.array([0.0, 0.1, 0.2, 5.0, 6.0, 7.0]))
+        return strategy.C
+    active, positive = told(True), told(False)
+    assert cmaes.Strategy(2, sigma=0.1, popsize=6, mean=np.zeros(2)).negative.sum() < 0
+    assert active[0, 0] < 0.9 * positive[0, 0]
+    assert active[1, 1] == pytest.approx(positive[1, 1], rel=0.2)
+    assert np.all(np.linalg.eigvalsh(active) > 0)
+
+
 def test_cmaes_replay_from_the_trial_list_rebuilds_the_same_distribution():
     popsize = cmaes.popsize_for(2)
     trials, state = loop("cmaes", rounds=4, count=popsize)

@@ -218,6 +218,18 @@ def test_each_point_of_a_batch_is_chosen_as_if_the_earlier_ones_were_running(nam
 
 
 @pytest.mark.parametrize("name", TPES)
+def test_start_up_points_are_one_sobol_sequence_continued_across_calls_through_the_state(name):
+    line = [param("x", "double", min="0", max="1")]
+    whole = suggest(request(name, line, count=8))
+    first = suggest(request(name, line, count=3))
+    second = suggest(request(name, line, count=5, trials=finished(first.assignments),
+                             state=json.loads(json.dumps(first.state))))
+    assert first.assignments + second.assignments == whole.assignments
+    xs = [float(a[0][1]) for a in whole.assignments]
+    assert sorted(int(x * 8) for x in xs) == list(range(8))  # one point in each eighth: a Sobol' net
+
+
+@pytest.mark.parametrize("name", TPES)
 def test_model_phase_restart_from_json_state_is_deterministic_and_uses_the_state(name):
     trials = plane_trials(20)
     first = suggest(request(name, PLANE, trials=trials, count=2))

@@ -3,7 +3,8 @@
 Data path: trials → parzen.read_history (space.py's unit cube) → the current generation's
 members (kept in the state with the raw point each was drawn as) are matched to their trials by
 key → once `popsize` of them are finished the generation is told (mean, step size, paths and
-covariance updated as in Hansen's tutorial, positive recombination weights) → new members are
+covariance updated as in Hansen's tutorial (2016), with its negative weights: active CMA, as
+the `cmaes` library behind Optuna's CmaEsSampler does) → new members are
 drawn from N(mean, sigma² C), snapped to their axes' grids, and handed out.
 
 Search space: every ordered axis (double, int, stepped double, sorted numeric discrete) is one
@@ -98,17 +99,27 @@ class Strategy:
         self._constants()
 
     def _constants(self) -> None:
+        """Hansen's tutorial (2016) defaults, with the negative weights of active CMA: the worse
+        half of a generation shrinks the covariance along its directions."""
         d, lam = self.d, self.popsize
         mu = lam // 2
-        w = math.log((lam + 1) / 2) - np.log(np.arange(1, mu + 1))
-        self.weights = w / w.sum()
-        self.mueff = 1.0 / float(np.sum(self.weights ** 2))
+        raw = math.log((lam + 1) / 2) - np.log(np.arange(1, lam + 1))
+        positive, negative = raw[:mu] / raw[:mu].sum(), raw[mu:]
+        self.weights = positive
+        self.mueff = 1.0 / float(np.sum(positive ** 2))
         self.cc = (4 + self.mueff / d) / (d + 4 + 2 * self.mueff / d)
         self.cs = (self.mueff + 2) / (d + self.mueff + 5)
         self.c1 = 2 / ((d + 1.3) ** 2 + self.mueff)
         self.cmu = min(1 - self.c1, 2 * (self.mueff - 2 + 1 / self.mueff) / ((d + 2) ** 2 + self.mueff))
         self.ds = 1 + 2 * max(0.0, math.sqrt((self.mueff - 1) / (d + 1)) - 1) + self.cs
         self.chi = math.sqrt(d) * (1 - 1 / (4 * d) + 1 / (21 * d * d))
+        if len(negative) and negative.sum() < 0:
+            mueff_minus = float(negative.sum() ** 2 / np.sum(negative ** 2))
+            scale = min(1 + self.c1 / self.cmu, 1 + 2 * mueff_minus / (self.mueff + 2),
+                        (1 - self.c1 - self.cmu) / (d * self.cmu))
+            self.negative = negative * scale / float(np.abs(negative).sum())
+        else:
+            self.negative = np.zeros(0)
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         values, vectors = np.linalg.eigh(self.C)
@@ -124,6 +135,7 @@ class Strategy:
         order = np.argsort(losses, kind="stable")[:len(self.weights)]
         y = (xs[order] - self.mean) / self.sigma
         yw = self.weights @ y
+        self.mean_before = self.mean
         self.mean = self.mean + self.sigma * yw
         values, vectors = np.linalg.eigh(self.C)
         inv_sqrt = vectors @ np.diag(1 / np.sqrt(np.maximum(values, 1e-20))) @ vectors.T
@@ -133,7 +145,16 @@ class Strategy:
         hsig = norm / math.sqrt(1 - (1 - self.cs) ** (2 * self.generation)) < (1.4 + 2 / (self.d + 1)) * self.chi
         self.pc = (1 - self.cc) * self.pc + hsig * math.sqrt(self.cc * (2 - self.cc) * self.mueff) * yw
         rank_mu = (y.T * self.weights) @ y
-        self.C = ((1 - self.c1 - self.cmu + (1 - hsig) * self.c1 * self.cc * (2 - self.cc)) * self.C
+        total = 1.0
+        if len(self.negative):
+            worst = np.argsort(losses, kind="stable")[len(self.weights):][:len(self.negative)]
+            z = (xs[worst] - self.mean_before) / self.sigma
+            # each bad step rescaled to length sqrt(d) in the C^-1/2 metric (the tutorial's w°)
+            lengths = np.maximum(np.sum((z @ inv_sqrt) ** 2, axis=1), 1e-20)
+            w = self.negative[:len(worst)] * self.d / lengths
+            rank_mu = rank_mu + (z.T * w) @ z
+            total += float(self.negative[:len(worst)].sum())
+        self.C = ((1 - self.c1 - self.cmu * total + (1 - hsig) * self.c1 * self.cc * (2 - self.cc)) * self.C
                   + self.c1 * np.outer(self.pc, self.pc) + self.cmu * rank_mu)
         self.C = (self.C + self.C.T) / 2
         self.sigma = min(self.sigma * math.exp((self.cs / self.ds) * (norm / self.chi - 1)), 1.0)

