@@ -86,3 +86,17 @@ def test_repeats_count_equal_assignments_across_spellings():
 
 def test_regrets_keep_the_best_so_far():
     assert report.regrets([5.0, 3.0, 4.0, 1.0], 1.0, [1, 2, 3, 10]) == {"1": 4.0, "2": 2.0, "3": 2.0, "10": 0.0}
+
+
+def test_auto_rank_counts_only_the_algorithms_strictly_better():
+    # auto delegates: its runs are its pick's, so that twin ties it and does not push it down
+    def auto_lines(finals):
+        summary = {"quality": {"branin": {p: {n: {"60": v, "seeds": 1} for n, v in finals.items()}
+                                          for p in ("1", "4")}},
+                   "checkpoints": [60], "timing": {}, "duplicates": {}, "ours": []}
+        return [line for line in report.targets(summary, budget=60) if "auto" in line]
+
+    assert auto_lines({"a": 1.0, "b": 2.0, "cmaes": 3.0, "auto": 3.0, "c": 4.0}) == [
+        "p=1 auto on branin: rank 3 of 5 — met", "p=4 auto on branin: rank 3 of 5 — met"]
+    assert auto_lines({"a": 1.0, "b": 2.0, "c": 3.0 - 1e-9, "cmaes": 3.0, "auto": 3.0})[0] == \
+        "p=1 auto on branin: rank 4 of 5 — MISSED"
