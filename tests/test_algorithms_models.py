@@ -189,6 +189,36 @@ def test_bo_categorical_choice_is_learned():
     assert [t.assignments["opt"] for t in trials[12:]].count("adam") >= 7
 
 
+def test_bo_acquisition_is_searched_over_the_grid_and_categorical_values():
+    # a model of f = (x - 0.3)² + (n - 7)²/10 + [c != "b"]; from starts in wrong cells the
+    # coordinate search ends on cell centres where no single-axis move raises the acquisition
+    parameters = [param("x", "double", min="0", max="1"), param("n", "int", min="1", max="9"),
+                  param("c", "categorical", values=["a", "b", "c"])]
+    space = parse_space(parameters)
+    layout = parzen.layout_of(space)
+    rng = np.random.default_rng(0)
+    trials = []
+    for i in range(30):
+        x, n, c = float(rng.random()), int(rng.integers(1, 10)), ["a", "b", "c"][int(rng.integers(3))]
+        trials.append(TrialRecord(f"t{i}", {"x": repr(x), "n": str(n), "c": c}, "Succeeded",
+                                  (x - 0.3) ** 2 + (n - 7) ** 2 / 10 + (c != "b")))
+    X, losses, _ = bo.training_rows(parzen.read_history(space, trials, "minimize"))
+    y = (losses - losses.mean()) / losses.std()
+    numeric = np.array([True, True, False])
+    theta = gp.fit(X, y, numeric, starts=[gp.default_theta(3)])
+    model = gp.condition(X, y, numeric, theta)
+    starts = np.array([[0.3, 0.5 / 9, 0.0], [0.9, 8.5 / 9, 2.0]])
+    rows, values = bo._coordinate_search("EI", model, float(y.min()), layout, starts)
+    assert np.allclose(rows[:, 1] * 9 % 1, 0.5)  # n on a cell centre
+    for row, value in zip(rows, values):
+        for column, size in ((1, 9), (2, 3)):
+            moves = np.repeat(row[None], size, axis=0)
+            moves[:, column] = (np.arange(size) + 0.5) / size if column == 1 else np.arange(size)
+            mu, sd = gp.predict(model, moves)
+            assert gp.acquisition("EI", mu, sd, float(y.min()))[0].max() <= value + 1e-9
+    assert parzen.key_of_row(space, rows[0])[1:] == (6, 1)  # n = 7, c = "b"
+
+
 def test_bo_unimplemented_estimator_is_admitted_and_said_in_the_reply_settings():
     reply = suggest(request("bayesianoptimization", SQUARE, settings={"base_estimator": "RF"}))
     assert reply.settings == {"surrogate": "GP (base_estimator RF is not implemented)"}
@@ -292,7 +322,8 @@ def test_cmaes_flat_generation_restarts_with_a_doubled_population():
     ([param(f"x{i}", "double", min="0", max="1") for i in range(10)], 60, "cmaes"),
     (SQUARE, 2000, "cmaes"),
     (SQUARE, 0, "cmaes"),
-    (MIXED, 60, "cmaes"),
+    (MIXED, 60, "bayesianoptimization"),
+    (MIXED, 0, "cmaes"),
     (MIXED[:1] + MIXED[2:], 60, "multivariate-tpe"),
     ([param("a", "categorical", values=["x", "y"]), param("b", "categorical", values=["x", "y"])] + SQUARE, 60,
      "multivariate-tpe"),

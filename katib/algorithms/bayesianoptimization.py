@@ -3,8 +3,10 @@ scikit-optimize 0.5.2, `Optimizer(base_estimator, n_initial_points, acq_func, ac
 
 Data path: trials → parzen.read_history (space.py's unit cube; categoricals as value indices)
 → standardised losses → gp.py's Matérn 5/2 ARD model (MAP hyperparameters, L-BFGS-B) → the
-acquisition maximised over 1,280 random and local candidates, the best 5 polished by L-BFGS-B
-→ the first unused point, snapped to its axis' grid.
+acquisition maximised over 1,280 random and local candidates, each scored where it lands (grid
+axes at their cell centres); the best 5 and the 2 best observations polished by L-BFGS-B over
+the ordered axes, then swept axis by axis over the values of every grid and categorical axis
+(a gradient says nothing across cells) → the first unused point.
 
 Settings (algorithms.md §5): `n_initial_points` random points first (10), `acq_func`
 gp_hedge (skopt's portfolio of EI, PI and LCB, gains kept in the state) / EI (log EI) / PI / LCB,
@@ -104,6 +106,7 @@ _CHECKS = {
 N_CANDIDATES = 1024  # random candidates scored per point
 N_LOCAL = 256  # candidates drawn around the best observations
 N_POLISH = 5  # best candidates polished with L-BFGS-B
+N_INCUMBENTS = 2  # the best observations are polished too (Optuna warm-starts from its best)
 MAX_ROWS = 256  # observations the GP conditions on (the best and an even spread of the rest)
 KEEP_BEST = 64
 FIT_ROWS = 192  # rows the hyperparameters are fitted on (the first of the kept ones)
@@ -195,20 +198,20 @@ def _model_keys(space: Space, history: parzen.History, *, pending: list[Key], us
     if len(lies):
         model = _believe(model, lies, theta)
     keys, proposals = [], []
+    incumbents = X[np.argsort(y, kind="stable")[:N_INCUMBENTS]]
     for _ in range(count):
         if hedge is not None:
-            pool = _candidates(space, layout, rng, X, y)
-            rows = {kind: _maximise(kind, model, best, layout, settings, pool, polish=False) for kind in HEDGE}
+            ranked = _rank(HEDGE, model, best, layout, _candidates(space, layout, rng, X, y))
             logits = hedge - np.max(hedge)
             p = np.exp(logits) / np.exp(logits).sum()
             kind = HEDGE[int(rng.choice(len(HEDGE), p=p))]
-            candidates = _maximise(kind, model, best, layout, settings, rows[kind], polish=True)
-            rows[kind] = candidates
+            candidates = _refine(kind, model, best, layout, settings, *ranked[kind], incumbents=incumbents)
             if not proposals:
-                proposals = [rows[k][0].tolist() for k in HEDGE]
+                proposals = [(candidates if k == kind else ranked[k][0])[0].tolist() for k in HEDGE]
         else:
-            candidates = _maximise(settings["acq_func"], model, best, layout, settings,
-                                   _candidates(space, layout, rng, X, y), polish=True)
+            kind = settings["acq_func"]
+            ranked = _rank((kind,), model, best, layout, _candidates(space, layout, rng, X, y))
+            candidates = _refine(kind, model, best, layout, settings, *ranked[kind], incumbents=incumbents)
         key = next((k for k in (parzen.key_of_row(space, row) for row in candidates) if k not in used), None)
         if key is None:
             drawn, _ = draw_distinct(space, rng, count=1, used=used)
@@ -265,20 +268,85 @@ def _candidates(space: Space, layout: parzen.Layout, rng: np.random.Generator, X
     return np.vstack([uniform, local])
 
 
-def _maximise(kind: str, model: gp.Model, best: float, layout: parzen.Layout, settings: dict,
-              candidates: np.ndarray, *, polish: bool) -> np.ndarray:
-    """The candidates in decreasing acquisition order, led by the polished best ones."""
+def _rank(kinds, model: gp.Model, best: float, layout: parzen.Layout,
+          candidates: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
+    """Per acquisition: the candidates in decreasing order of it and its best value. Every row
+    is scored where it will land (grid axes at their cell centres); one prediction serves all."""
+    candidates = _snapped(candidates, layout)
     mu, sd = gp.predict(model, candidates)
-    value, _ = gp.acquisition(kind, mu, sd, best, xi=XI.get(kind, 0.0))
-    order = np.argsort(-value, kind="stable")
-    ranked = candidates[order]
-    if not polish or settings["acq_optimizer"] == "sampling" or not layout.numeric:
+    out = {}
+    for kind in kinds:
+        value, _ = gp.acquisition(kind, mu, sd, best, xi=XI.get(kind, 0.0))
+        order = np.argsort(-value, kind="stable")
+        out[kind] = candidates[order], float(value[order[0]])
+    return out
+
+
+def _refine(kind: str, model: gp.Model, best: float, layout: parzen.Layout, settings: dict,
+            ranked: np.ndarray, top: float, *, incumbents: np.ndarray) -> np.ndarray:
+    """The ranked candidates led by the polished ones: the best N_POLISH and the incumbents,
+    by L-BFGS-B over the ordered axes, then by the coordinate search over the finite ones;
+    only those at least as good as the best candidate (`top`) lead."""
+    if settings["acq_optimizer"] == "sampling":
         return ranked
-    starts = ranked[:N_POLISH]
-    polished, polished_value = _polish(kind, model, best, starts, np.array(layout.numeric))
-    top = np.argsort(-polished_value, kind="stable")
-    keep = polished_value[top] >= value[order[0]] - 1e-12  # never worse than the best candidate
-    return np.vstack([polished[top][keep], ranked])
+    starts = np.vstack([ranked[:N_POLISH], incumbents])
+    if layout.numeric:
+        starts = np.vstack([starts, _polish(kind, model, best, starts, np.array(layout.numeric))])
+    polished, polished_value = _coordinate_search(kind, model, best, layout, _snapped(starts, layout))
+    order = np.argsort(-polished_value, kind="stable")
+    keep = polished_value[order] >= top - 1e-12
+    return np.vstack([polished[order][keep], ranked])
+
+
+def _snapped(rows: np.ndarray, layout: parzen.Layout) -> np.ndarray:
+    if not any(layout.cells):
+        return rows
+    rows = rows.copy()
+    rows[:, list(layout.numeric)] = parzen.snap(rows[:, list(layout.numeric)], layout)
+    return rows
+
+
+COORDINATE_SWEEPS = 2
+MAX_AXIS_VALUES = 64  # a finite axis with more values is searched over its nearest ones only
+
+
+def _coordinate_search(kind: str, model: gp.Model, best: float, layout: parzen.Layout, rows: np.ndarray):
+    """(rows, acquisition values) after sweeps over the finite axes: each row in turn takes the
+    best value of one axis with the others held (all values of a categorical or short axis,
+    the nearest MAX_AXIS_VALUES cells of a long one) — the acquisition's gradient says nothing
+    across the cells of a grid."""
+    rows = rows.copy()
+    axes = [(c, n, True) for c, n in zip(layout.numeric, layout.cells) if n] + \
+           [(c, n, False) for c, n in zip(layout.categorical, layout.choices) if n > 1]
+
+    def score(x):
+        mu, sd = gp.predict(model, x)
+        return gp.acquisition(kind, mu, sd, best, xi=XI.get(kind, 0.0))[0]
+
+    value = score(rows)
+    for _ in range(COORDINATE_SWEEPS if axes else 0):
+        changed = False
+        for column, size, ordered in axes:
+            cells = np.arange(size)
+            if ordered and size > MAX_AXIS_VALUES:
+                current = np.floor(rows[:, column] * size).astype(int)
+                offsets = np.arange(MAX_AXIS_VALUES) - MAX_AXIS_VALUES // 2
+                grid = np.clip(current[:, None] + offsets[None], 0, size - 1)
+            else:
+                grid = np.broadcast_to(cells, (len(rows), size))
+            trial = np.repeat(rows, grid.shape[1], axis=0)
+            trial[:, column] = ((grid.ravel() + 0.5) / size) if ordered else grid.ravel()
+            values = score(trial).reshape(len(rows), grid.shape[1])
+            pick = np.argmax(values, axis=1)
+            better = values[np.arange(len(rows)), pick] > value + 1e-12
+            if better.any():
+                changed = True
+                chosen = grid[np.arange(len(rows)), pick][better]
+                rows[better, column] = (chosen + 0.5) / size if ordered else chosen
+                value[better] = values[np.arange(len(rows)), pick][better]
+        if not changed:
+            break
+    return rows, value
 
 
 XI = {"EI": 0.0, "PI": 0.01}
@@ -301,6 +369,4 @@ def _polish(kind: str, model: gp.Model, best: float, starts: np.ndarray, columns
     result = minimize(objective, starts[:, columns].ravel(), jac=True, method="L-BFGS-B",
                       bounds=[(0.0, 1.0)] * (m * c), options={"maxiter": 40})
     rows[:, columns] = np.clip(result.x.reshape(m, c), 0.0, 1.0)
-    mu, sd = gp.predict(model, rows)
-    value, _ = gp.acquisition(kind, mu, sd, best, xi=XI.get(kind, 0.0))
-    return rows.copy(), value
+    return rows.copy()
