@@ -251,7 +251,7 @@ def parse_args(argv):
     parser.add_argument("--problems", help=f"comma-separated, of: {', '.join(P.PROBLEMS)}")
     parser.add_argument("--seeds", type=int, help="seeds per cell (default 10, --quick 3)")
     parser.add_argument("--gp-seeds", type=int, help="seeds for optuna-gp (default: as --seeds; --quick: 1)")
-    parser.add_argument("--our-cap", type=float, default=240.0,
+    parser.add_argument("--our-cap", type=float, default=900.0,
                         help="seconds of quality runs per algorithm of ours before its remaining seeds are dropped")
     parser.add_argument("--timing-problem", default="hartmann6", help="the problem suggestion calls are timed on")
     parser.add_argument("--reuse-peers", metavar="RAW",

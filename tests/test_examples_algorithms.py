@@ -53,5 +53,5 @@ def test_auto_example_names_its_choice_in_the_suggestion_status(tmp_path):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     settings = {s["name"]: s["value"] for s in json.loads(done.stdout)["status"]["algorithmSettings"]}
-    assert settings["auto_algorithm"] == "cmaes"  # --lr, --num-layers and one categorical; 12 trials
+    assert settings["auto_algorithm"] == "bayesianoptimization"  # --lr, --num-layers and one categorical; 12 trials
     assert "categorical" in settings["auto_reason"]
