@@ -35,7 +35,7 @@ import numpy as np
 from . import gp, parzen
 from .base import SuggestReply, SuggestRequest
 from .random import draw_distinct
-from .rng import make_rng, rng_from_state, rng_to_state
+from .rng import request_generator, rng_to_state
 from .settings import Problem, last_settings, require_parameters, setting_path
 from .space import Key, Space, is_integer_text, parse_space
 
@@ -116,7 +116,7 @@ HEDGE = ("EI", "PI", "LCB")
 def suggest(request: SuggestRequest) -> SuggestReply:
     space = parse_space(request.parameters)
     settings = options(request.settings)
-    rng = generator(request)
+    rng = request_generator(request)
     state = dict(request.state or {})
     history = parzen.read_history(space, request.trials, request.objective_type)
     used = set(history.keys)
@@ -148,14 +148,6 @@ def options(settings: dict[str, str]) -> dict:
     return values
 
 
-def generator(request: SuggestRequest) -> np.random.Generator:
-    if request.state and "rng" in request.state:
-        return rng_from_state(request.state["rng"])
-    setting = str(request.settings.get("random_state", "")).strip()
-    seed = int(setting) if setting else request.seed
-    if seed is not None and request.trials:
-        return make_rng([seed, len(request.trials)])  # lost state: a fresh stream, not a replay
-    return make_rng(seed)
 
 
 def training_rows(history: parzen.History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ import numpy as np
 from . import parzen
 from .base import SuggestReply, SuggestRequest
 from .random import draw_distinct
-from .rng import make_rng, rng_from_state, rng_to_state
+from .rng import request_generator, rng_to_state
 from .settings import Problem, iter_settings, parameter_entries, require_parameters, setting_path
 from .space import Key, Space, is_integer_text, parse_space
 
@@ -201,7 +201,7 @@ def suggest(request: SuggestRequest) -> SuggestReply:
     history = parzen.read_history(space, request.trials, request.objective_type)
     used = set(history.keys)
     state = request.state or {}
-    rng = _generator(request)
+    rng = request_generator(request)
     if "cma" in state:
         strategy = Strategy.from_state(state["cma"], len(numeric))
         members = [(tuple(m["key"]), np.array(m["x"], dtype=float)) for m in state.get("members", [])]
@@ -229,14 +229,6 @@ def suggest(request: SuggestRequest) -> SuggestReply:
                "members": [{"key": list(key), "x": x.tolist()} for key, x in members]})
 
 
-def _generator(request: SuggestRequest) -> np.random.Generator:
-    if request.state and "rng" in request.state:
-        return rng_from_state(request.state["rng"])
-    setting = str(request.settings.get("random_state", "")).strip()
-    seed = int(setting) if setting else request.seed
-    if seed is not None and request.trials:
-        return make_rng([seed, len(request.trials)])  # lost state: a fresh stream, not a replay
-    return make_rng(seed)
 
 
 def _fresh(space: Space, numeric: list[int], settings, rng, restarts: int) -> Strategy:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import SuggestReply, SuggestRequest
-from .rng import make_rng, rng_from_state, rng_to_state
+from .rng import request_generator, rng_to_state
 from .settings import Problem, check_schema_settings, require_parameters
 from .space import Key, Space, parse_space
 
@@ -34,7 +34,7 @@ def validate_settings(*, parameters, settings, parallel_trial_count=0, nas_confi
 
 def suggest(request: SuggestRequest) -> SuggestReply:
     space = parse_space(request.parameters)
-    rng = _generator(request)
+    rng = request_generator(request)
     # Only a finite space needs the points already handed out (an O(trials) scan per call); in
     # a continuous one a repeated 53-bit draw is not a practical possibility.
     used = space.used_keys(request.trials) if space.size is not None else set()
@@ -46,15 +46,6 @@ def suggest(request: SuggestRequest) -> SuggestReply:
     )
 
 
-def _generator(request: SuggestRequest) -> np.random.Generator:
-    if request.state and "rng" in request.state:
-        return rng_from_state(request.state["rng"])
-    setting = str(request.settings.get("random_state", "")).strip()
-    seed = int(setting) if setting else request.seed
-    if seed is not None and request.trials:
-        # state was lost but trials exist: a fresh stream, not a replay of the points handed out
-        return make_rng([seed, len(request.trials)])
-    return make_rng(seed)
 
 
 def draw_distinct(space: Space, rng: np.random.Generator, *, count: int, used: set[Key]) -> tuple[list[Key], bool]:

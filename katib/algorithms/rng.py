@@ -34,3 +34,16 @@ def rng_from_state(saved: dict) -> np.random.Generator:
         "uinteger": int(saved["uinteger"]),
     }
     return np.random.Generator(bit_generator)
+
+
+def request_generator(request) -> np.random.Generator:
+    """An algorithm's generator for a SuggestRequest: from its state when there is one; else
+    seeded by the `random_state` setting, else by request.seed. A lost state with trials already
+    made starts a fresh stream (seed, trial count), not a replay of the points handed out."""
+    if request.state and "rng" in request.state:
+        return rng_from_state(request.state["rng"])
+    setting = str(request.settings.get("random_state", "")).strip()
+    seed = int(setting) if setting else request.seed
+    if seed is not None and request.trials:
+        return make_rng([seed, len(request.trials)])
+    return make_rng(seed)

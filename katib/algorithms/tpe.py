@@ -34,7 +34,7 @@ import numpy as np
 from . import parzen, sobol
 from .base import SuggestReply, SuggestRequest
 from .random import draw_distinct
-from .rng import make_rng, rng_from_state, rng_to_state
+from .rng import request_generator, rng_to_state
 from .settings import Problem, check_schema_settings, require_parameters
 from .space import Key, Space, parse_space
 
@@ -62,7 +62,7 @@ def suggest(request: SuggestRequest) -> SuggestReply:
 
 def suggest_tpe(request: SuggestRequest, *, multivariate: bool) -> SuggestReply:
     space = parse_space(request.parameters)
-    rng = generator(request)
+    rng = request_generator(request)
     history = parzen.read_history(space, request.trials, request.objective_type)
     used = set(history.keys)
     count = max(request.count, 0)
@@ -86,15 +86,6 @@ def startup_seed(request: SuggestRequest, rng: np.random.Generator) -> int:
     return int(saved) if saved is not None else int(rng.integers(2**32))
 
 
-def generator(request: SuggestRequest) -> np.random.Generator:
-    """From the state when there is one; else seeded by `random_state`, else request.seed."""
-    if request.state and "rng" in request.state:
-        return rng_from_state(request.state["rng"])
-    setting = str(request.settings.get("random_state", "")).strip()
-    seed = int(setting) if setting else request.seed
-    if seed is not None and request.trials:
-        return make_rng([seed, len(request.trials)])  # lost state: a fresh stream, not a replay
-    return make_rng(seed)
 
 
 def options(settings: dict[str, str]) -> dict:
