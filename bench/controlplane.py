@@ -110,16 +110,17 @@ def run_kubectl_one(n: int, parallel: int) -> dict:
         tmp_path = Path(tmp)
         kubeconfig, exp_file = tmp_path / "kubeconfig", tmp_path / "exp.json"
         exp_file.write_text(json.dumps(experiment(n, parallel)))
+        log = open(tmp_path / "serve.log", "w+")   # a file: a pipe nobody drains would block the server
         serve = subprocess.Popen([sys.executable, str(ROOT / "katib.py"), "--fake", "--db", str(tmp_path / "katib.db"),
                                   "serve", "--listen", "127.0.0.1:0", "--kubeconfig", str(kubeconfig),
                                   "--seed", "1", "--parallel", str(parallel)],
-                                 cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                 cwd=tmp, stdout=subprocess.DEVNULL, stderr=log, text=True)
         try:
-            for line in serve.stderr:  # the first line says where it serves: then the API is up
-                if line.startswith("serving the Kubernetes API at"):
-                    break
-            else:
-                raise RuntimeError(f"katib.py --fake serve exited {serve.wait()}")
+            while "serving the Kubernetes API at" not in (tmp_path / "serve.log").read_text():
+                if serve.poll() is not None:
+                    raise RuntimeError(f"katib.py --fake serve exited {serve.returncode}: "
+                                       f"{(tmp_path / 'serve.log').read_text()[-2000:]}")
+                time.sleep(0.05)
             base = [str(kubectl), "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache")]
             t0 = time.perf_counter()
             subprocess.run([*base, "apply", "-f", str(exp_file)], check=True, capture_output=True)
@@ -133,6 +134,7 @@ def run_kubectl_one(n: int, parallel: int) -> dict:
         finally:
             serve.terminate()
             serve.wait(30)
+            log.close()
     return {"n": n, "parallel": parallel, "wall_s": wall, "succeeded": got["status"].get("trialsSucceeded", 0),
             "peak_rss_mb": rss_kb / 1024}
 
