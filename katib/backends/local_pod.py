@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from katib.api.constants import CollectorKind
 from katib.backends import local_process as lp
+from katib.backends import pod_plan
 from katib.webhook.pod import mount as collector_mount
 from katib.webhook.pod import mount_dir
 
@@ -48,7 +49,6 @@ SIDECAR_OUT, SIDECAR_LOG, SIDECAR_EXIT = "sidecar.out", "sidecar.log", "sidecar.
 CUSTOM_FIELD = "spec.metricsCollectorSpec.collector.customCollector"
 SCRAPE_INTERVAL = 0.2   # seconds between two scrapes of a PrometheusMetric endpoint
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_PATH_CHAR = r"[\w.\-]"
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ def mount_of(trial: dict) -> Mount | None:
 
 
 def path_pattern(directory: str) -> re.Pattern:
-    """`directory` as a whole path inside a string: not preceded or followed by a path character."""
-    return re.compile(rf"(?<![\w.\-/]){re.escape(directory.rstrip('/'))}(?!{_PATH_CHAR})")
+    """`directory` as a whole path inside a string (pod_plan's rule for the fake's pods)."""
+    return pod_plan.path_pattern([directory.rstrip("/")])
 
 
 def _strings(container: dict):

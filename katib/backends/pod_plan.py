@@ -78,13 +78,18 @@ def mounts(container: dict, volumes: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def path_pattern(paths) -> re.Pattern:
+    """Any of `paths` as a whole path inside a string: not preceded by a path character, not
+    followed by a name character (`/…` may follow); the longest first. Group 1 is the path."""
+    return re.compile(r"(?<![\w./-])(" + "|".join(re.escape(p) for p in sorted(paths, key=len, reverse=True))
+                      + r")(?![\w.-])")
+
+
 def rewrite(text: str, mapped: dict[str, str]) -> str:
     """Every mount path in `text` (whole, or followed by `/`) → its local directory; longest first."""
     if not mapped:
         return text
-    pattern = re.compile(r"(?<![\w./-])(" + "|".join(re.escape(p) for p in sorted(mapped, key=len, reverse=True))
-                         + r")(?=/|$|[^\w.-])")
-    return pattern.sub(lambda m: mapped[m.group(1)], text)
+    return path_pattern(mapped).sub(lambda m: mapped[m.group(1)], text)
 
 
 def services_in(container: dict) -> list[ServiceRef]:
