@@ -27,9 +27,8 @@ logger = logging.getLogger(__name__)
 
 def collector_spec(trial: dict) -> tuple[str, dict]:
     """(kind, source) of the trial's metrics collector; kind StdOut when none is given."""
-    collector = (trial.get("spec") or {}).get("metricsCollector") or {}
-    kind = (collector.get("collector") or {}).get("kind") or CollectorKind.STDOUT
-    return str(kind), collector.get("source") or {}
+    kind, _, source = local_pod.collector(trial)
+    return kind, source
 
 
 def file_collector_path(trial: dict) -> str | None:

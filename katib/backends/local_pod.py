@@ -41,6 +41,7 @@ from katib.backends import local_process as lp
 from katib.backends import pod_plan
 from katib.webhook.pod import mount as collector_mount
 from katib.webhook.pod import mount_dir
+from katib.webhook.pod import prometheus_url as sidecar_url
 
 VOLUME_DIR = "metrics-volume"
 POD_ANNOTATION = lp.POD_ANNOTATION
@@ -152,13 +153,6 @@ def prometheus_port(source: dict) -> int:
         return 8080
 
 
-def prometheus_url(source: dict, port: int) -> str:
-    http = source.get("httpGet") or {}
-    scheme = str(http.get("scheme") or "HTTP").lower()
-    path = str(http.get("path") or "/metrics")
-    return f"{scheme}://127.0.0.1:{port}{path if path.startswith('/') else '/' + path}"
-
-
 def _resolve_field_refs(container: dict, job: dict, name: str) -> None:
     """fieldRef metadata.name / metadata.namespace → the pod's, as the kubelet resolves them."""
     fields = {"metadata.name": name, "metadata.namespace": (job.get("metadata") or {}).get("namespace", "")}
@@ -217,7 +211,7 @@ def plan(trial: dict | None, job: dict, *, job_dir: str, free_port=None,
         _prepend_env(training, {PORT_VAR: str(port)}, ours_win=True)
         sidecar = {"name": "metrics-collector", "command": [sys.executable, "-m", "collector"],
                    "args": ["-t", trial["metadata"]["name"], "-m", ";".join(metric_names(trial)),
-                            "-kind", "PrometheusMetric", "-url", prometheus_url(source, port),
+                            "-kind", "PrometheusMetric", "-url", sidecar_url({"source": source}, host="127.0.0.1", port=port),
                             "-p", str(SCRAPE_INTERVAL)],
                    "env": [{"name": "PYTHONPATH", "value": _ROOT}]}
         pod["sidecarStdout"] = True

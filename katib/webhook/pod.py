@@ -113,12 +113,13 @@ def sidecar(trial: dict, *, config, report_address: str, mounted: tuple[str, str
     return out
 
 
-def prometheus_url(collector: dict) -> str:
-    """The trainer's endpoint as the sidecar reaches it: the pod's own network, so localhost."""
+def prometheus_url(collector: dict, *, host: str = "localhost", port: int | None = None) -> str:
+    """The trainer's endpoint as the sidecar reaches it: the pod's own network, so localhost
+    (a local trial: 127.0.0.1 and the port it was given)."""
     http = (collector.get("source") or {}).get("httpGet") or {}
     scheme = str(http.get("scheme") or "HTTP").lower()
     path = str(http.get("path") or "/metrics")
-    return f"{scheme}://localhost:{http.get('port') or 8080}{path if path.startswith('/') else '/' + path}"
+    return f"{scheme}://{host}:{port or http.get('port') or 8080}{path if path.startswith('/') else '/' + path}"
 
 
 def training_container(pod: dict, job_kind: str) -> dict | None:
