@@ -610,9 +610,9 @@ def test_recover_reports_a_job_that_ended_while_katib_was_down(runners, fifo, tm
     assert runner.output_path("default/trial-1").read_text() == "done\n"
 
 
-@pytest.mark.parametrize("pgid_recorded", [True, False])
+@pytest.mark.parametrize("pgid_recorded, exit_torn", [(True, False), (False, False), (True, True)])
 def test_recover_reports_process_lost_when_the_wrapper_was_killed(runners, fifo, tmp_path,
-                                                                  pgid_recorded):
+                                                                  pgid_recorded, exit_torn):
     root = tmp_path / "jobs"
     pids = fifo("pids")
     first = LocalRunner(root)
@@ -622,6 +622,8 @@ def test_recover_reports_process_lost_when_the_wrapper_was_killed(runners, fifo,
     assert exits_within(wrapper_pid(root, "default/trial-1"))
     if not pgid_recorded:  # the wrapper died before it could write the command's pid
         (root / "default_trial-1" / "pgid").unlink(missing_ok=True)
+    if exit_torn:  # killed between creating its exit file and writing the status
+        (root / "default_trial-1" / "exit").write_text("")
     # katib "crashes": `first` is never polled or closed again until the end
     runner = runners()
     [outcome] = runner.recover()
@@ -765,7 +767,7 @@ def test_a_start_whose_files_cannot_be_written_raises_and_leaves_nothing(runner,
 
 def test_an_exit_status_the_wrapper_could_not_record_is_still_reported(runner):
     job_dir = runner.output_path("default/trial-1").parent
-    outcome = run(runner, sh(f"mkdir {job_dir}/exit.tmp; exit 3"))  # the wrapper cannot write it
+    outcome = run(runner, sh(f"mkdir {job_dir}/exit; exit 3"))  # the wrapper cannot write it
     assert (outcome.reason, outcome.exit_code) == ("Error", 3)
     assert outcome.message == (f"exit code 3; the status could not be recorded in {job_dir}/exit "
                                f"(a full or read-only disk?); output: {job_dir}/output.log")
