@@ -495,3 +495,20 @@ def test_watch_history_survives_a_restart_only_from_the_restart_on(clock):
     _, version = again.list_with_version("Trial", NS)
     again.create(make("Trial", NS, "b"))
     assert [e.object["metadata"]["name"] for e in again.watch("Trial", version, timeout=0)] == ["b"]
+
+
+def test_a_non_blocking_watch_answers_without_waiting_and_still_expires():
+    """The informers' poll (timeout=0) of a kind nothing happened to returns at once, and
+    one from a version a compaction passed is Expired even when the kind has no events."""
+    backend = FakeBackend(clock=FakeClock())
+    _, old = backend.list_with_version("Suggestion", NS)
+    backend.create(make("Trial", NS, "a"))
+    _, now = backend.list_with_version("Suggestion", NS)
+    assert list(backend.watch("Suggestion", now, namespace=NS, timeout=0)) == []
+    assert [e.object["metadata"]["name"] for e in backend.watch("Trial", old, namespace=NS, timeout=0)] == ["a"]
+    assert list(backend.watch("Trial", now, namespace=NS, timeout=0)) == []
+    backend.expire_watches()
+    with pytest.raises(Expired):
+        list(backend.watch("Suggestion", old, namespace=NS, timeout=0))
+    with pytest.raises(Expired):
+        list(backend.watch("Trial", old, namespace=NS, timeout=0))

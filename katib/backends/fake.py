@@ -334,7 +334,10 @@ class FakeBackend:
         since = int(text) if text else current
         if since > current:
             raise TemporaryError(f"too large resource version: {since}, current: {current}", delay=1.0)
-        return self._histories[res.kind].stream(since, ns, stop, timeout)
+        history = self._histories[res.kind]
+        if timeout == 0 and history.quiet_since(since):
+            return iter(())
+        return history.stream(since, ns, stop, timeout)
 
     def drop_watches(self, kind: str | None = None) -> None:
         """Tests: end every open watch stream (of `kind`), as a dropped connection would."""

@@ -31,10 +31,12 @@ class History:
         self.cond = threading.Condition(threading.Lock())
         self.dropped = 0   # bumped to end every open stream (a dropped connection)
         self.expired = 0   # bumped to end every open stream with Expired (a compaction)
+        self.newest = 0    # version of the last event appended (read without the lock)
 
     def append(self, rv: int, event: WatchEvent) -> None:
         with self.cond:
             self.events.append((rv, event))
+            self.newest = rv
             while len(self.events) > self.limit:
                 self.horizon = self.events.popleft()[0]
             self.cond.notify_all()
@@ -62,6 +64,12 @@ class History:
             out.append(item)
         out.reverse()
         return out
+
+    def quiet_since(self, since: int) -> bool:
+        """Nothing happened after `since`, and it can still be watched from: a non-blocking
+        watch has nothing to say (the informers poll every kind this way several times per
+        trial)."""
+        return self.newest <= since and since >= self.horizon
 
     def stream(self, since: int, namespace: str | None, stop: threading.Event | None,
                timeout: float | None) -> Iterator[WatchEvent]:
