@@ -6,7 +6,10 @@ fake API on SQLite, controllers, random algorithm, local processes, StdOut metri
 
 * overhead per trial = (wall time - ideal schedule) / N, where the ideal schedule is
   ceil(N / P) x the command's own median run time (measured beside it);
-* trials per second; peak RSS of the process (each size runs in a fresh child process).
+* trials per second; peak RSS of the process (each size runs in a fresh child process);
+* CPU per trial of the katib process, and of the trials' own processes (the wrapper that
+  records each exit status, and the command): on a shared machine these vary less than the
+  wall time, and on two cores they compete with each other.
 
 `--via kubectl` measures the laptop's kubectl path instead: `katib.py --fake serve` in its own
 process, the experiment applied with the pinned kubectl and awaited with `kubectl wait`; the wall
@@ -83,6 +86,7 @@ def run_one(n: int, parallel: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="katib-bench-") as tmp:
         plane = FakeControlPlane(db_url=str(Path(tmp) / "katib.db"), work_dir=Path(tmp), seed=1)
+        cpu0 = cpu_times()
         t0 = time.perf_counter()
         plane.backend.create(experiment(n, parallel))
         plane.start()
@@ -96,11 +100,25 @@ def run_one(n: int, parallel: int) -> dict:
                     break
                 time.sleep(0.01)
             wall = time.perf_counter() - t0
+            cpu = [b - a for a, b in zip(cpu0, cpu_times())]
         finally:
             plane.stop(kill_jobs=True)
         succeeded = status.get("trialsSucceeded", 0)
     return {"n": n, "parallel": parallel, "wall_s": wall, "succeeded": succeeded,
+            "cpu_s": cpu[0], "children_cpu_s": cpu[1],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def cpu_times(pid: int | None = None) -> tuple[float, float]:
+    """(CPU seconds of the process, CPU seconds of its reaped children): the katib process's
+    own work, and the trials' processes (wrapper and command) it started."""
+    if pid is None:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def run_kubectl_one(n: int, parallel: int) -> dict:
@@ -122,11 +140,13 @@ def run_kubectl_one(n: int, parallel: int) -> dict:
                                        f"{(tmp_path / 'serve.log').read_text()[-2000:]}")
                 time.sleep(0.05)
             base = [str(kubectl), "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache")]
+            cpu0 = cpu_times(serve.pid)
             t0 = time.perf_counter()
             subprocess.run([*base, "apply", "-f", str(exp_file)], check=True, capture_output=True)
             subprocess.run([*base, "wait", "--for=condition=Succeeded", "experiment/bench", "--timeout=3600s"],
                            check=True, capture_output=True)
             wall = time.perf_counter() - t0
+            cpu = [b - a for a, b in zip(cpu0, cpu_times(serve.pid))]
             got = json.loads(subprocess.run([*base, "get", "experiment", "bench", "-o", "json"], check=True,
                                             capture_output=True, text=True).stdout)
             rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{serve.pid}/status").read_text().splitlines()
@@ -136,7 +156,7 @@ def run_kubectl_one(n: int, parallel: int) -> dict:
             serve.wait(30)
             log.close()
     return {"n": n, "parallel": parallel, "wall_s": wall, "succeeded": got["status"].get("trialsSucceeded", 0),
-            "peak_rss_mb": rss_kb / 1024}
+            "cpu_s": cpu[0], "children_cpu_s": cpu[1], "peak_rss_mb": rss_kb / 1024}
 
 
 def main() -> int:
@@ -174,11 +194,13 @@ def main() -> int:
         print(f"  wall {res['wall_s']:.1f}s, overhead {res['overhead_ms']:.2f} ms/trial", file=sys.stderr)
     lines = [f"command `{' '.join(COMMAND)}`: median {cmd_s * 1000:.2f} ms; P = {args.parallel}; "
              f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-             "", "| N | via | wall (s) | ideal (s) | overhead / trial (ms) | trials/s | peak RSS (MB) |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+             "", "| N | via | wall (s) | ideal (s) | overhead / trial (ms) | trials/s | katib CPU / trial (ms) "
+             "| trial processes' CPU / trial (ms) | peak RSS (MB) |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['n']} | {r['via']} | {r['wall_s']:.2f} | {r['ideal_s']:.2f} | {r['overhead_ms']:.2f} | "
-                     f"{r['trials_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+                     f"{r['trials_per_s']:.1f} | {r['cpu_s'] / r['n'] * 1000:.2f} | "
+                     f"{r['children_cpu_s'] / r['n'] * 1000:.2f} | {r['peak_rss_mb']:.0f} |")
     by_n = {r["n"]: r for r in rows if r["via"] == "process"}
     if 1000 in by_n and 10000 in by_n:
         lines.append("")
