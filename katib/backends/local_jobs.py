@@ -182,7 +182,7 @@ def begin_kill(job: WatchedJob, reason: str, message: str, *, now: float) -> Non
     """Record why the job is being killed (so a restart reports it), then TERM it. When
     the record cannot be written (a full or read-only disk) the kill goes on regardless:
     this process still knows why."""
-    if job.kill is not None or (job.dir / "exit").exists():
+    if job.kill is not None or lw.read_int(job.dir / "exit") is not None:
         return  # already being killed, or over: then it keeps its own outcome
     job.kill = Kill(reason=reason, message=message, at=now)
     try:
@@ -199,7 +199,7 @@ def advance_kill(job: WatchedJob, now: float) -> float:
     kill = job.kill
     if job.pgid is None:
         job.pgid = lw.read_int(job.dir / "pgid")
-    if (job.dir / "exit").exists():
+    if lw.read_int(job.dir / "exit") is not None:
         return 1.0  # already over: the pidfd reports it; never signal a finished group
     info = lw.proc_info(job.pgid) if job.pgid else None
     if info is None or info.pgrp != job.pgid:
