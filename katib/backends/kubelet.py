@@ -24,6 +24,7 @@ from katib.api.jobs import JOB_KINDS, pod_templates
 from katib.backends import local_jobs as lj
 from katib.backends import local_outcome as lo
 from katib.backends import local_pod
+from katib.backends import local_process as lp
 from katib.backends.base import ADDED, DELETED, WatchEvent
 from katib.backends.local_collector import collect_metrics
 from katib.backends.local_queue import Blocked, Entry, StartQueue
@@ -114,6 +115,7 @@ class LocalKubelet:
         self.runner = runner
         self.clock = clock or Clock()
         self._jobs: dict[str, dict] = {}   # jobs known and not finished (waiting or running)
+        self._no_sidecar: set[str] = set()  # started here without a collector sidecar
         self._queue = StartQueue(max_running)   # starter thread only
         self._inbox: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._started: collections.deque[tuple[str, float | None]] = collections.deque()
@@ -205,6 +207,9 @@ class LocalKubelet:
             return
         try:
             plan = self.local_pod(key, job, entry.trial)
+            if lp.local_pod(plan.job).get("sidecar") is None:
+                with self._lock:  # its end needs no sidecar verdict (no job.json to read back)
+                    self._no_sidecar.add(key)
             started = self.runner.start(key, plan.job, metrics_file=plan.real_path)
         except OSError as exc:
             self._queue.release(key)
@@ -309,17 +314,21 @@ class LocalKubelet:
             self._inbox.put(("release", outcome.key))
             with self._lock:
                 job = self._jobs.pop(outcome.key, None)
+                self._no_sidecar.discard(outcome.key)
             if job is not None:
                 self.launch(outcome.key, job)
             return
         with self._lock:
             job = self._jobs.pop(outcome.key, None)
+            no_sidecar = outcome.key in self._no_sidecar
+            self._no_sidecar.discard(outcome.key)
         if job is None:
             ns, _, name = outcome.key.partition("/")
             job = self._find(ns, name)
         if job is not None and not lo.finished(job):
             job_dir = self.runner.job_dir(outcome.key)
-            outcome = lj.sidecar_verdict(outcome, job, job_dir)
+            if not no_sidecar:  # a sidecar, or a job re-attached after a restart: job.json says
+                outcome = lj.sidecar_verdict(outcome, job, job_dir)
             try:
                 complete_job(self.backend, self.observations, job,
                              lo.job_status(job["kind"], outcome, True, self.clock.now()),
