@@ -395,6 +395,21 @@ def test_what_cannot_start_fails_with_start_error(runner, tmp_path, job, message
     assert not (d / "pid").exists() and not (d / "work" / "ran").exists()
 
 
+def test_a_program_installed_after_a_failed_lookup_starts_at_once(runner, tmp_path):
+    """Lookups that found a program are reused for a few seconds; ones that did not, never."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    job = make_job(["late-tool"], env=[{"name": "PATH", "value": f"{bin_dir}:/usr/bin:/bin"}])
+    first = run(runner, job)
+    assert first.reason == "StartError" and 'exec: "late-tool": executable file not found' in first.message
+    tool = bin_dir / "late-tool"
+    tool.write_text("#!/bin/sh\necho installed\n")
+    tool.chmod(0o755)
+    runner.forget("default/trial-1")
+    assert run(runner, job).succeeded
+    assert runner.output_path("default/trial-1").read_text() == "installed\n"
+
+
 def test_stdout_and_stderr_are_merged_in_order(runner):
     code = ("import sys\n"
             "for i in range(50):\n"

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 
 # The training container of each kind (controllers.md §3.3) and the replica that runs locally:
@@ -236,11 +237,23 @@ def expand(text: str, env: dict[str, str]) -> str:
     return "".join(out)
 
 
+_FOUND_FOR = 5.0   # seconds a $PATH lookup that found the executable is trusted
+_found: dict[tuple[str, str], float] = {}
+
+
 def check_executable(argv0: str, *, path: str, cwd: str) -> None:
-    """Fail the way a container runtime does when the command cannot be executed."""
+    """Fail the way a container runtime does when the command cannot be executed. A name found
+    on $PATH is not looked up again for a few seconds (a search is a dozen system calls, each
+    giving up the GIL, for every trial); a name not found is looked up every time."""
     if "/" not in argv0:
+        now = time.monotonic()
+        if _found.get((argv0, path), -_FOUND_FOR) + _FOUND_FOR > now:
+            return
         if shutil.which(argv0, path=path) is None:
             raise StartError(f'exec: "{argv0}": executable file not found in $PATH')
+        if len(_found) > 1000:
+            _found.clear()
+        _found[(argv0, path)] = now
         return
     full = os.path.join(cwd, argv0)
     if not os.path.exists(full):
