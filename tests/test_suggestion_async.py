@@ -319,3 +319,29 @@ def test_the_control_planes_run_algorithm_calls_off_the_reconcile_thread(tmp_pat
         assert isinstance(plane.ctx.suggestion_executor, suggestion_controller.SuggestionWorkers)
     finally:
         plane.stop()
+
+
+class RecordingExecutor:
+    """Keeps what is submitted, runs nothing."""
+
+    def __init__(self):
+        self.submitted = []
+
+    def submit(self, fn) -> None:
+        self.submitted.append(fn)
+
+
+@pytest.mark.parametrize("algorithm, on_worker", [("random", False), ("grid", False), ("sobol", False),
+                                                  ("tpe", True)])
+def test_quick_algorithms_run_inline_beside_the_workers(algorithm, on_worker):
+    """random, grid and sobol answer in one reconcile even with workers: handing them to a
+    thread cost two more reconciles per call than the call itself."""
+    world = World()
+    world.ctx.suggestion_executor = executor = RecordingExecutor()
+    stepped = [{"name": "--lr", "parameterType": "double",
+                "feasibleSpace": {"min": "0.01", "max": "0.03", "step": "0.01"}},
+               {"name": "--layers", "parameterType": "int", "feasibleSpace": {"min": "2", "max": "5"}}]
+    world.apply(make_experiment(name="a", algorithm=algorithm, parameters=stepped))
+    world.run_until_idle()
+    assert bool(executor.submitted) == on_worker
+    assert len(world.trials()) == (0 if on_worker else 3)

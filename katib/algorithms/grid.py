@@ -32,6 +32,7 @@ from .settings import Problem, parameter_entries, require_parameters
 from .space import Axis, as_text, parse_space
 
 NAME = "grid"
+QUICK = True  # a call costs milliseconds at most (linear in the trials): it runs on the controllers' thread
 
 
 def validate_settings(*, parameters, settings, parallel_trial_count=0, nas_config=None) -> list[Problem]:

@@ -19,6 +19,7 @@ from .settings import Problem, check_schema_settings, require_parameters
 from .space import Key, Space, parse_space
 
 NAME = "random"
+QUICK = True  # a call costs milliseconds at most (linear in the trials): it runs on the controllers' thread
 SETTINGS = {
     "random_state": (int, lambda v: v >= 0, "random_state should be great or equal than zero"),
 }

@@ -23,11 +23,18 @@ ALGORITHMS: dict[str, ModuleType] = {
                                        multivariate_tpe, sobol, auto)
 }
 
-__all__ = ["ALGORITHMS", "can_suggest", "suggest", "validate_algorithm", "validate_space"]
+__all__ = ["ALGORITHMS", "can_suggest", "is_quick", "suggest", "validate_algorithm", "validate_space"]
 
 
 def can_suggest(name: str) -> bool:
     return hasattr(ALGORITHMS.get(name), "suggest")
+
+
+def is_quick(name: str) -> bool:
+    """The algorithm's calls take milliseconds at most, whatever the history (module flag
+    QUICK): the suggestion controller runs them inline instead of on a worker thread, which
+    would cost two more reconciles per call."""
+    return bool(getattr(ALGORITHMS.get(name), "QUICK", False))
 
 
 def suggest(request: SuggestRequest) -> SuggestReply:

@@ -11,7 +11,9 @@ manager thread, like every write) records it, unless what the call was asked cha
 (the Suggestion was rewritten, re-created or deleted, the experiment's algorithm or parameters
 changed): then the reply is dropped and the call made again. One call per Suggestion at a time;
 none has a deadline, a slow one is logged and posted as an event. Without an executor the call
-runs inline (the test world: deterministic on a fake clock).
+runs inline (the test world: deterministic on a fake clock), and so do the calls of the quick
+algorithms (random, grid, sobol: milliseconds at most), for which the hand-over to a worker and
+the two reconciles it takes cost more than the call.
 
 An algorithm may answer with fewer assignments than asked (hyperband: a rung waits for its
 trials); they are recorded and the rest is asked for again once a trial of the experiment has
@@ -82,9 +84,13 @@ class SuggestionWorkers:
 _INLINE = InlineExecutor()
 
 
-def executor_of(ctx: Context):
+def executor_of(ctx: Context, algorithm: str):
+    """Where a call of `algorithm` runs: inline without an executor, and for a quick algorithm
+    (random, grid, sobol: handing their calls to a worker cost more than the calls)."""
+    from katib.algorithms.registry import is_quick
+
     executor = ctx.suggestion_executor
-    return _INLINE if executor is None or ctx.queue is None else executor
+    return _INLINE if executor is None or ctx.queue is None or is_quick(algorithm) else executor
 
 
 # ---------------------------------------------------------------------------------------
@@ -293,7 +299,7 @@ def start_call(ctx: Context, exp: dict, sug: dict, need: int, inputs: tuple) -> 
         if work_queue is not None:
             work_queue.add((CONTROLLER, ns, name))
 
-    executor_of(ctx).submit(run)
+    executor_of(ctx, request.algorithm).submit(run)
     return call
 
 
