@@ -20,6 +20,8 @@ from katib.errors import AlreadyExists, Invalid, NotFound
 
 logger = logging.getLogger(__name__)
 
+CONTROLLER = "experiment"   # the manager's name for this controller (queue keys)
+
 FINALIZER = c.FINALIZER_PROMETHEUS
 
 
@@ -149,9 +151,10 @@ def reconcile_trials(ctx: Context, exp: dict, group, sug: dict | None, unconsume
         return
     ended = cond.is_true((sug.get("status") or {}).get("conditions"), "Succeeded")
     if not ended and (sug.get("spec") or {}).get("requests") != plan.requests:  # ended: nothing to ask
-        ctx.backend.update({"apiVersion": sug["apiVersion"], "kind": sug["kind"],
-                            "metadata": json_copy(sug["metadata"]),
-                            "spec": {**sug.get("spec", {}), "requests": plan.requests}})
+        # Its own write: what the experiment needs next is the Suggestion's answer, not this.
+        ctx.wrote(CONTROLLER, ctx.backend.update({"apiVersion": sug["apiVersion"], "kind": sug["kind"],
+                                                  "metadata": json_copy(sug["metadata"]),
+                                                  "spec": {**sug.get("spec", {}), "requests": plan.requests}}))
     for assignment in unconsumed:
         create_trial(ctx, exp, assignment)
 

@@ -21,7 +21,7 @@ from typing import Callable
 from katib.api.jobs import JOB_KINDS
 from katib.backends.base import DELETED
 from katib.controllers.context import Context
-from katib.controllers.experiment import reconcile_experiment
+from katib.controllers.experiment import CONTROLLER as EXPERIMENT, reconcile_experiment
 from katib.controllers.index import FAILED, KILLED, PENDING, SUCCEEDED, classify
 from katib.controllers.informer import (
     Change, For, InformerSet, Owns, Watch, all_of, generation_or_status_changed, not_deleted)
@@ -60,8 +60,9 @@ def controllers(ctx: Context) -> tuple[Controller, ...]:
         return lambda change: not ctx.is_own_change(controller, change)
 
     return (
-        Controller("experiment", reconcile_experiment, (
-            For("Experiment"), Owns("Suggestion", "Experiment"), Owns("Trial", "Experiment"))),
+        Controller(EXPERIMENT, reconcile_experiment, (
+            For("Experiment"), Owns("Suggestion", "Experiment", predicate=not_own(EXPERIMENT)),
+            Owns("Trial", "Experiment"))),
         # A trial that finishes may let a short reply go on (hyperband's next rung).
         Controller("suggestion", reconcile_suggestion, (
             For("Suggestion"), Owns("Trial", "Experiment", predicate=trial_finished))),
