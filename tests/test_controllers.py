@@ -348,3 +348,24 @@ def test_additional_metrics_are_observed_beside_the_objective_with_their_latest_
                                                          {"name": "loss", "value": 0.25}]
     assert world.experiment()["status"]["currentOptimalTrial"]["observation"]["metrics"][0] == \
         {"name": "accuracy", "value": 0.8}
+
+
+def test_the_experiments_own_write_of_a_suggestion_wakes_only_the_suggestion_controller():
+    """The experiment asks its Suggestion for more by writing spec.requests; that change is
+    for the suggestion controller. A change of the Suggestion by anyone else (its answer)
+    wakes the experiment."""
+    from katib.controllers.experiment import CONTROLLER
+
+    world = World()
+    world.apply(make_experiment())
+    world.run_until_idle()
+    sug = world.suggestion()
+    asked = world.ctx.wrote(CONTROLLER, world.backend.update(
+        {**sug, "spec": {**sug["spec"], "requests": sug["spec"]["requests"] + 1}}))
+    world.manager.informers.poll()
+    queued = set(world.ctx.queue._queued)
+    assert ("suggestion", "default", "exp") in queued and ("experiment", "default", "exp") not in queued
+    world.run_until_idle()
+    answered = world.suggestion()
+    assert answered["metadata"]["resourceVersion"] != asked["metadata"]["resourceVersion"]
+    assert answered["status"]["suggestionCount"] == asked["spec"]["requests"]
