@@ -8,8 +8,9 @@ fake API on SQLite, controllers, random algorithm, local processes, StdOut metri
   ceil(N / P) x the command's own median run time (measured beside it);
 * trials per second; peak RSS of the process (each size runs in a fresh child process);
 * CPU per trial of the katib process, and of the trials' own processes (the wrapper that
-  records each exit status, and the command): on a shared machine these vary less than the
-  wall time, and on two cores they compete with each other.
+  records each exit status, and the command): which side a change moved (on two cores they
+  compete with each other). On a shared VM they drift with the load like the wall time: only
+  runs side by side compare.
 
 `--via kubectl` measures the laptop's kubectl path instead: `katib.py --fake serve` in its own
 process, the experiment applied with the pinned kubectl and awaited with `kubectl wait`; the wall
