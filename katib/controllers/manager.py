@@ -73,8 +73,6 @@ def controllers(ctx: Context) -> tuple[Controller, ...]:
     )
 
 
-IDLE_YIELD = 0.0005  # seconds an idle manager gives the informers before it waits for a key
-
 RECONCILERS = {"experiment": reconcile_experiment, "suggestion": reconcile_suggestion, "trial": reconcile_trial}
 
 
