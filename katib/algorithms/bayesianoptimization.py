@@ -148,8 +148,6 @@ def options(settings: dict[str, str]) -> dict:
     return values
 
 
-
-
 def training_rows(history: parzen.History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, losses, pending rows): failed/killed/NaN trials take the worst observed loss,
     Created/Running ones are pending; past MAX_ROWS the best KEEP_BEST and an even spread of

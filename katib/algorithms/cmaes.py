@@ -229,8 +229,6 @@ def suggest(request: SuggestRequest) -> SuggestReply:
                "members": [{"key": list(key), "x": x.tolist()} for key, x in members]})
 
 
-
-
 def _fresh(space: Space, numeric: list[int], settings, rng, restarts: int) -> Strategy:
     d = len(numeric)
     mean = np.full(d, 0.5) if restarts == 0 else rng.random(d)

@@ -47,8 +47,6 @@ def suggest(request: SuggestRequest) -> SuggestReply:
     )
 
 
-
-
 def draw_distinct(space: Space, rng: np.random.Generator, *, count: int, used: set[Key]) -> tuple[list[Key], bool]:
     """Up to `count` uniformly drawn keys, none in `used` nor repeated; and whether the space
     has no unused point left afterwards (always False for continuous spaces)."""

@@ -58,10 +58,8 @@ def suggest(request: SuggestRequest) -> SuggestReply:
             taken = _continuous_strings(space, request.trials)
     keys, position = _walk(space, seed=seed, position=position, count=max(request.count, 0), used=used,
                            taken=taken)
-    if len(keys) < request.count and space.size is not None:
-        extra, _ = draw_distinct(space, make_rng([seed, position]), count=request.count - len(keys), used=used)
-        used.update(extra)
-        keys += extra
+    if space.size is not None:
+        keys = _made_up(space, make_rng([seed, position]), keys, count=request.count, used=used)
     return SuggestReply(assignments=[space.render(key) for key in keys],
                         state={"seed": str(seed), "position": position},
                         exhausted=space.size is not None and len(used) >= space.size)
@@ -116,6 +114,12 @@ def startup_keys(space: Space, *, seed: int, position: int, count: int, used: se
     scrambled sequence of `seed` (spread evenly, where uniform draws clump), skipping the
     `used` ones; uniform draws from the free points make up any shortfall. Adds to `used`."""
     keys, _ = _walk(space, seed=seed, position=position, count=count, used=used)
+    return _made_up(space, rng, keys, count=count, used=used)
+
+
+def _made_up(space: Space, rng: np.random.Generator, keys: list[Key], *, count: int, used: set[Key]) -> list[Key]:
+    """`keys` and, when the sequence gave fewer than `count`, uniform draws from the free
+    points (added to `used`)."""
     if len(keys) < count:
         extra, _ = draw_distinct(space, rng, count=count - len(keys), used=used)
         used.update(extra)

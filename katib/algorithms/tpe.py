@@ -68,24 +68,20 @@ def suggest_tpe(request: SuggestRequest, *, multivariate: bool) -> SuggestReply:
     count = max(request.count, 0)
     state = {}
     if np.isfinite(history.losses).sum() < N_STARTUP:
-        state["startup"] = str(startup_seed(request, rng))
-        keys = sobol.startup_keys(space, seed=int(state["startup"]), position=len(history.keys), count=count,
-                                  used=used, rng=rng)
-        exhausted = space.size is not None and len(used) >= space.size
+        seed = startup_seed(request, rng)
+        state["startup"] = str(seed)
+        keys = sobol.startup_keys(space, seed=seed, position=len(history.keys), count=count, used=used, rng=rng)
     else:
         keys = _model_keys(space, history, used=used, rng=rng, count=count, multivariate=multivariate,
                            options=options(request.settings))
-        exhausted = space.size is not None and len(used) >= space.size
     return SuggestReply(assignments=[space.render(key) for key in keys], state={**state, "rng": rng_to_state(rng)},
-                        exhausted=exhausted)
+                        exhausted=space.size is not None and len(used) >= space.size)
 
 
 def startup_seed(request: SuggestRequest, rng: np.random.Generator) -> int:
     """The start-up sequence's seed: kept in the state, else drawn from the generator."""
     saved = (request.state or {}).get("startup")
     return int(saved) if saved is not None else int(rng.integers(2**32))
-
-
 
 
 def options(settings: dict[str, str]) -> dict:

@@ -211,7 +211,8 @@ def plan(trial: dict | None, job: dict, *, job_dir: str, free_port=None,
         _prepend_env(training, {PORT_VAR: str(port)}, ours_win=True)
         sidecar = {"name": "metrics-collector", "command": [sys.executable, "-m", "collector"],
                    "args": ["-t", trial["metadata"]["name"], "-m", ";".join(metric_names(trial)),
-                            "-kind", "PrometheusMetric", "-url", sidecar_url({"source": source}, host="127.0.0.1", port=port),
+                            "-kind", "PrometheusMetric",
+                            "-url", sidecar_url({"source": source}, host="127.0.0.1", port=port),
                             "-p", str(SCRAPE_INTERVAL)],
                    "env": [{"name": "PYTHONPATH", "value": _ROOT}]}
         pod["sidecarStdout"] = True
