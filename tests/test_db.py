@@ -29,6 +29,7 @@ from katib.db import (
     objective_value,
     parse_time,
     report_observation_log,
+    replace_observation_log,
 )
 from katib.errors import KatibError, TemporaryError
 
@@ -463,6 +464,37 @@ def test_replace_observation_log_is_atomic_and_idempotent(db_url):
         replace_observation_log(db, "t1", [MetricLog("not a time", "acc", "0.9")])
     assert [log.value for log in get_observation_log(db, "t1", "acc")] == ["0.5", "0.7"]
     db.close()
+
+
+def test_replace_keeps_what_collectors_reported_once(db):
+    """The in-process re-read replaces the rows, not the ids of reports already applied: a
+    collector's retry of one of them is still a no-op."""
+    a = f"a-{uuid.uuid4()}"
+    assert report_observation_log(db, a, [log(T, "loss", "1")], report_id="r1") == 1
+    assert replace_observation_log(db, a, [log(T, "loss", "2"), log(T, "loss", "3")]) == 2
+    assert report_observation_log(db, a, [log(T, "loss", "1")], report_id="r1") == 0
+    assert [r.value for r in get_observation_log(db, a)] == ["2", "3"]
+    assert replace_observation_log(db, a, []) == 0
+    assert get_observation_log(db, a) == []
+
+
+def test_a_statement_is_rendered_once_per_database(db):
+    from katib.db.engine import render
+
+    built = []
+
+    def build():
+        built.append(1)
+        m = db.models.observation
+        return render(m.select(m.value).where(m.trial_name == "\0t"), {"trial_name": "\0t"})
+    first = db.statement("test-values-of", build)
+    assert db.statement("test-values-of", build) is first and built == [1]
+    s = f"s-{uuid.uuid4()}"
+    report_observation_log(db, s, [log(T, "loss", "7")])
+    assert db.run(first, {"trial_name": s}) == [("7",)]
+    m = db.models.observation
+    with pytest.raises(ValueError, match="distinct placeholder"):
+        render(m.select().where((m.trial_name == "x") & (m.metric_name == "x")), {"a": "x", "b": "x"})
 
 
 # -- corrupt object rows (issue 6, defect 8): one line naming table, row and fault ----------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from contextlib import AbstractContextManager
 
-from katib.db.engine import Database, DatabaseError
+from katib.db.engine import Database, DatabaseError, Statement, render
 
 _WATERMARK = ("", "", "")  # (kind, namespace, name) of the row remembering deletion versions
 _TABLE = "objects"
@@ -79,7 +79,6 @@ class ObjectTable:
     def __init__(self, db: Database):
         self._db = db
         self._model = db.models.stored_object
-        self._upsert_sql: tuple[str, list[str]] | None = None
 
     def transaction(self) -> AbstractContextManager[None]:
         """Group several put/remove calls into one atomic write."""
@@ -107,10 +106,10 @@ class ObjectTable:
                resource_version: int | None = None) -> None:
         """Forget the object (no error if absent). `resource_version`, if given, is the version
         of the deletion and is kept so that max_resource_version() never goes back."""
-        m = self._model
-        with self._db.transaction():
-            m.delete().where((m.kind == kind) & (m.namespace == (namespace or ""))
-                             & (m.name == name)).execute()
+        db = self._db
+        with db.transaction():
+            db.change(db.statement("objects-delete", self._render_delete),
+                      {"kind": kind, "namespace": namespace or "", "name": name})
             if resource_version is not None:  # deletions come in increasing order: no max query
                 self._upsert(*_WATERMARK, int(resource_version), "{}")
 
@@ -122,15 +121,18 @@ class ObjectTable:
         return int(value or 0)
 
     def _upsert(self, kind: str, namespace: str, name: str, version: int, body: str) -> None:
-        # The statement is rendered once: peewee's query building costs ~20x the SQLite write.
-        if self._upsert_sql is None:
-            self._upsert_sql = self._render_upsert()
-        sql, order = self._upsert_sql
-        values = {"kind": kind, "namespace": namespace, "name": name,
-                  "resource_version": version, "created_version": version, "body": body}
-        self._db.execute_sql(sql, [values[key] for key in order])
+        # Rendered once (Database.statement): peewee's query building costs ~20x the SQLite write.
+        self._db.change(self._db.statement("objects-upsert", self._render_upsert),
+                        {"kind": kind, "namespace": namespace, "name": name, "resource_version": version,
+                         "created_version": version, "body": body})
 
-    def _render_upsert(self) -> tuple[str, list[str]]:
+    def _render_delete(self) -> Statement:
+        m = self._model
+        return render(m.delete().where((m.kind == "\0kind") & (m.namespace == "\0namespace")
+                                       & (m.name == "\0name")),
+                      {"kind": "\0kind", "namespace": "\0namespace", "name": "\0name"})
+
+    def _render_upsert(self) -> Statement:
         m = self._model
         marks = {"kind": "\0kind", "namespace": "\0namespace", "name": "\0name",
                  "resource_version": -7_654_321_987, "created_version": -7_654_321_986,
@@ -141,6 +143,4 @@ class ObjectTable:
         else:
             query = query.on_conflict(conflict_target=[m.kind, m.namespace, m.name],
                                       preserve=[m.resource_version, m.body])
-        sql, params = query.sql()
-        order = [next(k for k, v in marks.items() if v == p) for p in params]
-        return sql, order
+        return render(query, marks)

@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any, Iterable, Mapping
 
-from katib.db.engine import Database, DatabaseError
+from katib.db.engine import Database, DatabaseError, Statement, render
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|([+-])(\d{2}):(\d{2}))",
@@ -23,7 +23,6 @@ _RFC3339 = re.compile(
 # strconv.ParseFloat's decimal and special forms (no surrounding spaces, no underscores).
 _FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)",
                     re.ASCII | re.IGNORECASE)
-_BATCH = 500
 
 
 # One record, as the collector parses it and as it is stored (timestamps read back are
@@ -76,23 +75,14 @@ def report_observation_log(db: Database, trial_name: str, logs: Iterable[Any], *
     trial; records with an empty timestamp are skipped (as upstream). Returns rows written.
     `report_id`: a report with an id already applied to this trial writes nothing (returns 0),
     so that a collector may retry a report whose answer it never got."""
-    rows = []
-    for log in logs:
-        stamp, name, value = _fields(log)
-        if not stamp:
-            continue
-        rows.append({"trial_name": trial_name, "time": parse_time(stamp, what="start"),
-                     "metric_name": name, "value": value})
-    model = db.models.observation
+    rows = _rows(db, trial_name, logs)
     with db.transaction():
         if report_id is not None:
-            reports = db.models.report
-            seen = reports.select().where((reports.trial_name == trial_name) & (reports.report_id == report_id))
-            if seen.exists():
+            ids = {"trial_name": trial_name, "report_id": report_id}
+            if db.run(db.statement("report-seen", lambda: _report_seen(db)), ids):
                 return 0
-            reports.insert(trial_name=trial_name, report_id=report_id).execute()
-        for i in range(0, len(rows), _BATCH):
-            model.insert_many(rows[i:i + _BATCH]).execute()
+            db.run(db.statement("report-insert", lambda: _report_insert(db)), ids)
+        _insert(db, rows)
     return len(rows)
 
 
@@ -102,34 +92,113 @@ def get_observation_log(db: Database, trial_name: str, metric_name: str | None =
     """The trial's records, optionally one metric and a closed time range (RFC 3339; empty or
     None = unbounded), ordered by time, then by insertion."""
     model = db.models.observation
-    query = model.select(model.time, model.metric_name, model.value).where(
-        model.trial_name == trial_name)
-    if metric_name:
-        query = query.where(model.metric_name == metric_name)
-    if start_time:
-        query = query.where(model.time >= parse_time(start_time, what="start"))
-    if end_time:
-        query = query.where(model.time <= parse_time(end_time, what="completion"))
-    with db.session():
-        rows = list(query.order_by(model.time, model.id).tuples())
-    return [MetricLog(format_time(t) if t is not None else "", name, value)
+    if not (metric_name or start_time or end_time):  # what the controllers ask, once a trial
+        rows = db.run(db.statement("observations-of", lambda: _observations_of(db)),
+                      {"trial_name": trial_name})
+    else:
+        query = model.select(model.time, model.metric_name, model.value).where(
+            model.trial_name == trial_name)
+        if metric_name:
+            query = query.where(model.metric_name == metric_name)
+        if start_time:
+            query = query.where(model.time >= parse_time(start_time, what="start"))
+        if end_time:
+            query = query.where(model.time <= parse_time(end_time, what="completion"))
+        with db.session():
+            rows = list(query.order_by(model.time, model.id).tuples())
+    read_time = model.time.python_value
+    return [MetricLog(format_time(read_time(t)) if t is not None else "", name, value)
             for t, name, value in rows]
 
 
 def delete_observation_log(db: Database, trial_name: str) -> int:
-    """Delete all records of the trial; returns how many there were."""
-    model, reports = db.models.observation, db.models.report
+    """Delete all records of the trial, and the ids of the reports that wrote them; returns how
+    many records there were."""
     with db.transaction():
-        reports.delete().where(reports.trial_name == trial_name).execute()
-        return model.delete().where(model.trial_name == trial_name).execute()
+        db.run(db.statement("reports-delete", lambda: _reports_delete(db)), {"trial_name": trial_name})
+        return _delete_observations(db, trial_name)
 
 
 def replace_observation_log(db: Database, trial_name: str, logs: Iterable[Any]) -> int:
     """Replace every record of the trial with `logs`, atomically (a re-read of the same output,
-    e.g. after a restart, never duplicates an observation)."""
+    e.g. after a restart, never duplicates an observation). Report ids are kept: what a
+    collector reported once stays applied."""
+    rows = _rows(db, trial_name, logs)
     with db.transaction():
-        delete_observation_log(db, trial_name)
-        return report_observation_log(db, trial_name, logs)
+        _delete_observations(db, trial_name)
+        _insert(db, rows)
+    return len(rows)
+
+
+# -- statements -----------------------------------------------------------------------------------
+# Rendered once per database (Database.statement): peewee's query building took most of the time
+# of a trial's observations. The marks are placeholder values telling the parameters apart.
+_COLUMNS = ("trial_name", "time", "metric_name", "value")
+_CHUNK = 100                # rows per INSERT statement (so at most _CHUNK statements are kept)
+_TIME_MARK = _dt.datetime(1111, 1, 1, 1, 1, 1, 111111)
+
+
+def _rows(db: Database, trial_name: str, logs: Iterable[Any]) -> list[tuple]:
+    """(trial_name, time, metric_name, value) as stored; every timestamp is checked first."""
+    to_db = db.models.observation.time.db_value
+    rows = []
+    for log in logs:
+        stamp, name, value = _fields(log)
+        if not stamp:
+            continue
+        rows.append((trial_name, to_db(parse_time(stamp, what="start")), name, str(value)))
+    return rows
+
+
+def _insert(db: Database, rows: list[tuple]) -> None:
+    for i in range(0, len(rows), _CHUNK):
+        chunk = rows[i:i + _CHUNK]
+        statement = db.statement(f"observations-insert-{len(chunk)}", lambda: _render_insert(db, len(chunk)))
+        db.run(statement, {f"{column}{j}": value for j, row in enumerate(chunk)
+                           for column, value in zip(_COLUMNS, row)})
+
+
+def _render_insert(db: Database, count: int) -> Statement:
+    model = db.models.observation
+    to_db = model.time.db_value
+    marks, rows = {}, []
+    for j in range(count):
+        stamp = _TIME_MARK + _dt.timedelta(seconds=j)
+        rows.append({"trial_name": f"\0trial{j}", "time": stamp, "metric_name": f"\0metric{j}",
+                     "value": f"\0value{j}"})
+        marks.update({f"trial_name{j}": f"\0trial{j}", f"time{j}": to_db(stamp),
+                      f"metric_name{j}": f"\0metric{j}", f"value{j}": f"\0value{j}"})
+    return render(model.insert_many(rows), marks)
+
+
+def _delete_observations(db: Database, trial_name: str) -> int:
+    return db.change(db.statement("observations-delete", lambda: render(
+        db.models.observation.delete().where(db.models.observation.trial_name == "\0trial"),
+        {"trial_name": "\0trial"})), {"trial_name": trial_name})
+
+
+def _reports_delete(db: Database) -> Statement:
+    reports = db.models.report
+    return render(reports.delete().where(reports.trial_name == "\0trial"), {"trial_name": "\0trial"})
+
+
+def _report_seen(db: Database) -> Statement:
+    reports = db.models.report
+    return render(reports.select(reports.report_id).where(
+        (reports.trial_name == "\0trial") & (reports.report_id == "\0report")),  # the key: one row at most
+        {"trial_name": "\0trial", "report_id": "\0report"})
+
+
+def _report_insert(db: Database) -> Statement:
+    return render(db.models.report.insert(trial_name="\0trial", report_id="\0report"),
+                  {"trial_name": "\0trial", "report_id": "\0report"})
+
+
+def _observations_of(db: Database) -> Statement:
+    model = db.models.observation
+    return render(model.select(model.time, model.metric_name, model.value)
+                  .where(model.trial_name == "\0trial").order_by(model.time, model.id),
+                  {"trial_name": "\0trial"})
 
 
 def parse_value(text: str) -> float | None:
