@@ -13,7 +13,6 @@ that refuses writes) reports one line to `on_fatal` and stops, instead of dying 
 from __future__ import annotations
 
 import collections
-import copy
 import logging
 import queue
 import threading
@@ -26,6 +25,7 @@ from katib.backends import local_outcome as lo
 from katib.backends import local_pod
 from katib.backends import local_process as lp
 from katib.backends.base import ADDED, DELETED, WatchEvent
+from katib.backends.fake_store import clone
 from katib.backends.local_collector import collect_metrics
 from katib.backends.local_queue import Blocked, Entry, StartQueue
 from katib.clock import Clock
@@ -270,7 +270,7 @@ class LocalKubelet:
         (a container image's WORKDIR has no local equivalent), so relative paths work."""
         if self.working_dir is None:
             return job
-        job = copy.deepcopy(job)
+        job = clone(job)
         for template in pod_templates(job):
             for container in (template.get("spec") or {}).get("containers") or ():
                 container.setdefault("workingDir", self.working_dir)
