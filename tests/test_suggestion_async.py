@@ -169,6 +169,42 @@ def test_a_waiting_rung_does_not_call_the_algorithm_until_a_trial_finished(monke
     assert len(world.trials()) == 12
 
 
+def test_finished_trials_wake_the_waiting_rungs_at_once():
+    """A short reply waits for trials to finish; in the last rungs the experiment asks for no
+    more (spec.requests is at maxTrialCount), so only the trials' ends wake the Suggestion.
+    The whole schedule runs without a clock jump: none of the backed-off checks is needed."""
+    world = World()
+    world.apply(hyperband_experiment(max_trial_count=TOTAL))
+    world.run_until_idle(jump_clock=False)
+    for _ in range(len(SCHEDULE)):
+        world.jobs.finish_all(values=lambda i, job: score(job))
+        world.run_until_idle(jump_clock=False)
+    assert len(world.trials()) == TOTAL
+    assert world.last_condition() == ("Succeeded", "True", "ExperimentMaxTrialsReached")
+
+
+def test_a_finished_trial_does_not_wake_a_suggestion_that_waits_for_nothing(monkeypatch):
+    """Without a short reply waiting, what a finished trial changes for the Suggestion comes
+    through the experiment's requests; the trial itself does not wake the suggestion controller."""
+    from katib.controllers import manager
+
+    reconciles = Counter()
+    real = manager.RECONCILERS["suggestion"]
+
+    def counted(ctx, namespace, name):
+        reconciles[name] += 1
+        return real(ctx, namespace, name)
+    monkeypatch.setitem(manager.RECONCILERS, "suggestion", counted)
+    world = World()
+    world.apply(make_experiment(parallel_trial_count=2, max_trial_count=2))
+    world.run_until_idle()
+    assert len(world.trials()) == 2 and reconciles["exp"] > 0
+    reconciles.clear()
+    world.jobs.finish(world.jobs.jobs()[0], stdout="accuracy=0.5\n")
+    world.run_until_idle()
+    assert world.experiment()["status"]["trialsSucceeded"] == 1 and reconciles["exp"] == 0
+
+
 # -- off the reconcile path (real threads) ---------------------------------------------------
 
 class SlowAlgorithm:

@@ -59,19 +59,27 @@ def controllers(ctx: Context) -> tuple[Controller, ...]:
     def not_own(controller: str):
         return lambda change: not ctx.is_own_change(controller, change)
 
+    def awaited(change) -> bool:
+        """The trial's experiment has a short reply waiting (Suggestions share its key)."""
+        waits = ctx.suggestion_waits
+        return bool(waits) and any(key in waits for key in OWNER_KEYS(change.object))
+
     return (
         Controller(EXPERIMENT, reconcile_experiment, (
             For("Experiment"), Owns("Suggestion", "Experiment", predicate=not_own(EXPERIMENT)),
             Owns("Trial", "Experiment"))),
-        # A trial that finishes may let a short reply go on (hyperband's next rung).
+        # A trial that finishes may let a short reply go on (hyperband's next rung); without a
+        # short reply waiting, the experiment's new requests are what wake the Suggestion.
         Controller("suggestion", reconcile_suggestion, (
-            For("Suggestion"), Owns("Trial", "Experiment", predicate=trial_finished))),
+            For("Suggestion"), Owns("Trial", "Experiment", predicate=all_of(awaited, trial_finished)))),
         Controller(TRIAL, reconcile_trial, (
             For("Trial", predicate=all_of(not_deleted, not_own(TRIAL))),
             *(Owns(kind, "Trial", predicate=all_of(not_own(TRIAL), generation_or_status_changed))
               for kind in JOB_KINDS))),
     )
 
+
+OWNER_KEYS = Owns("Trial", "Experiment").map
 
 RECONCILERS = {"experiment": reconcile_experiment, "suggestion": reconcile_suggestion, "trial": reconcile_trial}
 
