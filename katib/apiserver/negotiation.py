@@ -6,6 +6,7 @@ import datetime
 
 import yaml
 
+from katib.apiserver import protobuf
 from katib.apiserver.status import ApiError, bad_request
 from katib.yamljson import InputRefused, json_document, yaml_error_text, yaml_first_document
 
@@ -16,7 +17,7 @@ STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY = "application/apply-patch+yaml"
 APPLY_CBOR = "application/apply-patch+cbor"
-BODY_TYPES = (JSON, YAML)
+BODY_TYPES = (JSON, YAML, protobuf.MEDIA)
 PATCH_TYPES = (MERGE, STRATEGIC, JSON_PATCH, APPLY)
 TABLE_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
@@ -59,7 +60,10 @@ def content_type(header: str | None) -> str:
 
 
 def decode_body(raw: bytes, media: str, *, what: str = "the request body"):
-    """The body as plain JSON data; 400 BadRequest when it is not JSON/YAML, 415 for other types."""
+    """The body as plain JSON data; 400 BadRequest when it is not JSON/YAML (or protobuf of a kind
+    kubectl's typed commands send, see katib.apiserver.protobuf), 415 for other types."""
+    if media == protobuf.MEDIA:
+        return protobuf.decode(raw, what=what)
     if media in (JSON, MERGE, STRATEGIC, JSON_PATCH):
         try:
             return json_document(raw.decode("utf-8"))
