@@ -320,7 +320,7 @@ BAD = [
     ("GET", "/nothing/here", None, "application/json", 404),
     ("POST", f"{EXP}/e1", b"{}", "application/json", 405),
     ("PUT", EXP, b"{}", "application/json", 405),
-    ("POST", f"{EXP}?dryRun=All", json.dumps(experiment("dry")).encode(), "application/json", 400),
+    ("POST", f"{EXP}?dryRun=Later", json.dumps(experiment("dry")).encode(), "application/json", 400),
 ]
 
 

@@ -129,6 +129,27 @@ def test_mutating_patch_is_applied_and_warnings_reach_the_client(api, hooks):
     assert "Warning: labelled by the test webhook" in result.stderr
 
 
+def test_a_dry_run_is_reviewed_as_one_and_stores_nothing(api, hooks):
+    _, ca, _ = hooks
+    register(api.backend, "Mutating", hook("label.test.io", "/label", ca, operations=("CREATE", "DELETE")))
+    register(api.backend, "Validating", hook("deny.test.io", "/deny", ca, namespaceSelector={
+        "matchLabels": {"inject": "on"}}), name="deny")
+    code, obj, warnings = post(api, "/api/v1/namespaces/default/configmaps?dryRun=All", configmap("a"))
+    assert code == 201 and obj["metadata"]["labels"] == {"mutated": "yes"}, obj   # the webhook's patch
+    assert warnings == ['299 - "labelled by the test webhook"']
+    assert [r["dryRun"] for r in seen] == [True]
+    assert api.backend.list("ConfigMap", "default") == []
+    code, obj, _ = post(api, "/api/v1/namespaces/injected/configmaps?dryRun=All", configmap("b", "injected"))
+    assert code == 400 and "no ConfigMaps named bad-*" in obj["message"], obj       # refused as for real
+    seen.clear()
+    assert post(api, "/api/v1/namespaces/default/configmaps", configmap("a"))[0] == 201
+    assert [r["dryRun"] for r in seen] == [False]
+    seen.clear()
+    assert "(server dry run)" in api.kubectl("delete", "configmap", "a", "--dry-run=server").stdout
+    assert [(r["operation"], r["dryRun"]) for r in seen] == [("DELETE", True)]
+    assert api.backend.get("ConfigMap", "default", "a")["metadata"]["labels"] == {"mutated": "yes"}
+
+
 def test_a_denial_is_the_webhooks_status_with_kube_apiservers_prefix(api, hooks):
     _, ca, _ = hooks
     register(api.backend, "Validating", hook("deny.test.io", "/deny", ca))

@@ -227,9 +227,9 @@ async def resource_request(request: web.Request) -> web.StreamResponse:
     ctx: Context = request.app[CONTEXT]
     target = parse_target(request.match_info.get("group", ""), request.match_info["version"],
                           request.match_info["rest"])
-    if request.query.get("dryRun"):
-        raise bad_request("dryRun is not supported by this server (katib.py --fake)")
     method = request.method
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        objects.check_dry_run(request.query.getall("dryRun", []))
     if target.subresource == "log" and not target.watch:
         from katib.apiserver import podlogs
         return await podlogs.serve(request, ctx, target)

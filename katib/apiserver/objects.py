@@ -167,18 +167,31 @@ async def list_objects(request, ctx, target):
 
 
 # ---- writes ------------------------------------------------------------------------------------
+def check_dry_run(values: list[str]) -> None:
+    """The `dryRun` values of a write: "All" (each) or none; 400 for any other."""
+    for value in values:
+        if value != "All":
+            raise bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+
+
+def dry_run(request) -> dict:
+    """Keyword arguments for the backend's write: `dry_run=True` for a dry run, else none (a
+    backend that does not know dry runs is never asked for one)."""
+    return {"dry_run": True} if request.query.getall("dryRun", []) else {}
+
+
 async def create_object(request, ctx, target):
     obj = check_identity(target, await read_body(request), name_required=True)
     name = obj["metadata"].get("name") or ""
     created = await call(ctx, target.__class__(target.res, target.namespace, name, None, False),
-                         ctx.backend.create, obj)
+                         ctx.backend.create, obj, **dry_run(request))
     return respond(request, ctx, target, created, status=201)
 
 
 async def update_object(request, ctx, target):
     obj = check_identity(target, await read_body(request), name_required=True)
     write = ctx.backend.update_status if target.subresource == "status" else ctx.backend.update
-    return respond(request, ctx, target, await call(ctx, target, write, obj))
+    return respond(request, ctx, target, await call(ctx, target, write, obj, **dry_run(request)))
 
 
 async def patch_object(request, ctx, target):
@@ -203,13 +216,13 @@ async def patch_object(request, ctx, target):
         except ApiError as err:
             if err.code == 404 and kind == media.APPLY and target.subresource is None:
                 created = patches.apply_configuration(None, body, manager=manager)
-                return respond(request, ctx, target, await call(ctx, target, ctx.backend.create, created),
-                               status=201)
+                return respond(request, ctx, target,
+                               await call(ctx, target, ctx.backend.create, created, **dry_run(request)), status=201)
             raise
         new, pinned = _patched(target, live, body, kind, manager)
         write = ctx.backend.update_status if target.subresource == "status" else ctx.backend.update
         try:
-            return respond(request, ctx, target, await call(ctx, target, write, new))
+            return respond(request, ctx, target, await call(ctx, target, write, new, **dry_run(request)))
         except ApiError as err:
             if err.reason != "Conflict" or pinned or attempt == PATCH_RETRIES - 1:
                 raise
@@ -257,8 +270,11 @@ async def delete_options(request) -> dict:
                                     what="the DeleteOptions body")
         if not isinstance(options, dict):
             raise bad_request("the DeleteOptions body must be a JSON object")
-    if options.get("dryRun"):
-        raise bad_request("dryRun is not supported by this server (katib.py --fake)")
+    body_dry = options.get("dryRun") or []
+    if not isinstance(body_dry, list) or not all(isinstance(v, str) for v in body_dry):
+        raise bad_request("DeleteOptions.dryRun must be a list of strings")
+    check_dry_run(body_dry)
+    dry = {"dry_run": True} if body_dry else dry_run(request)
     policy = request.query.get("propagationPolicy") or options.get("propagationPolicy")
     orphan = request.query.get("orphanDependents") or options.get("orphanDependents")
     if policy is None and orphan is not None:
@@ -268,7 +284,7 @@ async def delete_options(request) -> dict:
         raise invalid(None, "", [FieldError("propagationPolicy", 'supported values: "Foreground", "Background", '
                                             '"Orphan", or nil', policy, kind="Unsupported value")],
                       kind="DeleteOptions")
-    return {"policy": policy, "preconditions": options.get("preconditions") or {}}
+    return {"policy": policy, "preconditions": options.get("preconditions") or {}, "dry": dry}
 
 
 async def _delete_one(ctx, target, name: str, options: dict) -> dict | None:
@@ -284,6 +300,10 @@ async def _delete_one(ctx, target, name: str, options: dict) -> dict | None:
         raise from_exception(Conflict(f"Precondition failed: ResourceVersion in precondition: "
                                       f"{pre['resourceVersion']}, ResourceVersion in object meta: "
                                       f"{live['metadata'].get('resourceVersion')}"), target.res, name)
+    if options["dry"]:   # nothing deleted: the object as the deletion would leave it
+        after = await call(ctx, one, ctx.backend.delete, target.res.kind, ns, name, propagation=options["policy"],
+                           **options["dry"])
+        return {"gone": live} if after is None else after
     await call(ctx, one, ctx.backend.delete, target.res.kind, ns, name, propagation=options["policy"])
     try:
         return await call(ctx, one, ctx.backend.get, target.res.kind, ns, name)

@@ -46,6 +46,22 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _WEBHOOK_ROUNDS = 5   # admissions of one update that lost the race to another writer
 
 
+class _DryRun(Exception):
+    """Raised at the end of a write to roll it back (nothing stored, no event): a dry run, whose
+    result it carries."""
+
+    def __init__(self, result):
+        super().__init__("dry run")
+        self.result = result
+
+
+def _as_dry_update(result: dict, stored: dict) -> dict:
+    """A dry run's update result: what would be stored, under the stored resourceVersion."""
+    out = clone(result)
+    out["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
+    return out
+
+
 @dataclass(eq=False)
 class _Subscription:
     handler: Handler
@@ -119,9 +135,11 @@ class FakeBackend:
         return [clone(o) for o in objs if matches_labels(o, labels)]
 
     # ---- writes -----------------------------------------------------------------------------
-    def create(self, obj: dict) -> dict:
+    def create(self, obj: dict, *, dry_run: bool = False) -> dict:
         """Store a new object. Metadata problems and admission's are reported together (one
-        Invalid listing both), as a client needs every problem at once."""
+        Invalid listing both), as a client needs every problem at once. A dry run admits and
+        checks as a create does and returns the object it would store (no resourceVersion),
+        storing nothing."""
         res = resolve(obj)
         new = {"apiVersion": "", **clone(obj)}  # apiVersion first, as objects are written out
         new["apiVersion"] = res.api_version
@@ -135,10 +153,21 @@ class FakeBackend:
         self._faults.check("create", res.kind, str(meta.get("namespace", "")), str(meta.get("name")))
         hooks = self._hooks("CREATE", res)
         if hooks:   # outside the lock: a webhook may read this API while it answers
-            new = self._webhooks.mutate(hooks, "CREATE", res, new, None)
-            with self._lock:
-                new = self._named_and_admitted(res, new)
-            self._webhooks.validate(hooks, "CREATE", res, new, None)
+            with fake_webhooks.dry_run_reviews(dry_run):
+                new = self._webhooks.mutate(hooks, "CREATE", res, new, None)
+                with self._lock:
+                    new = self._named_and_admitted(res, new)
+                self._webhooks.validate(hooks, "CREATE", res, new, None)
+        try:
+            stored = self._create_stored(res, new, hooks, dry_run)
+        except _DryRun as dry:
+            meta = {k: v for k, v in dry.result["metadata"].items() if k != "resourceVersion"}
+            return {**clone(dry.result), "metadata": clone(meta)}
+        self._faults.check("create", res.kind, stored["metadata"].get("namespace", ""), stored["metadata"]["name"],
+                           after=True)
+        return clone(stored)
+
+    def _create_stored(self, res: Resource, new: dict, hooks, dry_run: bool) -> dict:
         with self._writing() as txn:
             if not hooks:
                 new = self._named_and_admitted(res, new)
@@ -151,8 +180,9 @@ class FakeBackend:
                 meta.pop(field, None)
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=txn.stamp(), generation=1)
             stored = txn.commit(new)
-        self._faults.check("create", res.kind, meta.get("namespace", ""), meta["name"], after=True)
-        return clone(stored)
+            if dry_run:
+                raise _DryRun(stored)
+        return stored
 
     def _named_and_admitted(self, res: Resource, new: dict) -> dict:
         meta = new["metadata"]
@@ -174,21 +204,27 @@ class FakeBackend:
             raise Invalid(errors, kind=res.kind, name=name if isinstance(name, str) else "")
         return admitted
 
-    def update(self, obj: dict) -> dict:
+    def update(self, obj: dict, *, dry_run: bool = False) -> dict:
         """Write metadata (labels, annotations, finalizers, ownerReferences) and spec; `status` in
-        `obj` is ignored for kinds with a status subresource. A no-op changes nothing."""
+        `obj` is ignored for kinds with a status subresource. A no-op changes nothing. A dry run
+        returns what would be stored, under the stored resourceVersion, storing nothing."""
         incoming = clone(obj)
         res = resolve(incoming)
         ns, name = address(res, incoming)
         self._faults.check("update", res.kind, ns, name)
         hooks = self._hooks("UPDATE", res)
-        if hooks:
-            result = self._update_through_webhooks(res, ns, name, incoming, hooks)
-        else:
-            with self._writing() as txn:
-                stored = self._stored(res, ns, name)
-                new = self._admitted_update(res, stored, self._merged(res, stored, incoming))
-                result = stored if new == stored else self._commit_update(txn, res, stored, new)
+        try:
+            if hooks:
+                result = self._update_through_webhooks(res, ns, name, incoming, hooks, dry_run=dry_run)
+            else:
+                with self._writing() as txn:
+                    stored = self._stored(res, ns, name)
+                    new = self._admitted_update(res, stored, self._merged(res, stored, incoming))
+                    result = stored if new == stored else self._commit_update(txn, res, stored, new)
+                    if dry_run:
+                        raise _DryRun((result, stored))
+        except _DryRun as dry:
+            return _as_dry_update(*dry.result)
         self._faults.check("update", res.kind, ns, name, after=True)
         return clone(result)
 
@@ -209,9 +245,15 @@ class FakeBackend:
         return new
 
     def _update_through_webhooks(self, res: Resource, ns: str, name: str, incoming: dict, hooks,
-                                 subresource: str = "") -> dict:
+                                 subresource: str = "", *, dry_run: bool = False) -> dict:
         """An update whose webhooks are called outside the lock; written only if the object did
-        not change meanwhile (else, without a resourceVersion in `incoming`, admitted again)."""
+        not change meanwhile (else, without a resourceVersion in `incoming`, admitted again).
+        A dry run raises _DryRun((result, stored)) instead of writing."""
+        with fake_webhooks.dry_run_reviews(dry_run):
+            return self._update_admitted_by_webhooks(res, ns, name, incoming, hooks, subresource, dry_run)
+
+    def _update_admitted_by_webhooks(self, res: Resource, ns: str, name: str, incoming: dict, hooks,
+                                     subresource: str, dry_run: bool) -> dict:
         for _ in range(_WEBHOOK_ROUNDS):
             with self._lock:
                 stored = self._stored(res, ns, name)
@@ -231,8 +273,12 @@ class FakeBackend:
                 current = self._stored(res, ns, name)
                 if current is stored:
                     if new == stored:
-                        return stored
-                    return txn.commit(new) if subresource else self._commit_update(txn, res, stored, new)
+                        result = stored
+                    else:
+                        result = txn.commit(new) if subresource else self._commit_update(txn, res, stored, new)
+                    if dry_run:
+                        raise _DryRun((result, stored))
+                    return result
                 check_preconditions(res, current, incoming)
         raise Conflict(f"Operation cannot be fulfilled on {resource_text(res)} \"{name}\": the object kept "
                        f"changing while its admission webhooks were called; please apply your changes to the "
@@ -248,8 +294,9 @@ class FakeBackend:
     def _hooks(self, operation: str, res: Resource, subresource: str = "") -> tuple:
         return self._webhooks.covering(operation, res, subresource) if self._webhooks is not None else ()
 
-    def update_status(self, obj: dict) -> dict:
-        """Write only `status` (the status subresource): no admission, no generation bump."""
+    def update_status(self, obj: dict, *, dry_run: bool = False) -> dict:
+        """Write only `status` (the status subresource): no admission, no generation bump. A dry
+        run returns what would be stored, storing nothing."""
         res = resolve(obj)
         if not res.has_status:
             raise NotFound(f"the server could not find the requested resource ({resource_text(res)}/status)")
@@ -257,27 +304,36 @@ class FakeBackend:
         self._faults.check("update_status", res.kind, ns, name)
         status = clone(obj.get("status"))
         hooks = self._hooks("UPDATE", res, "status")
-        if hooks:
-            result = self._update_through_webhooks(res, ns, name, clone(obj), hooks, subresource="status")
-            self._faults.check("update_status", res.kind, ns, name, after=True)
-            return clone(result)
-        with self._writing() as txn:
-            stored = self._stored(res, ns, name)
-            check_preconditions(res, stored, obj)
-            if stored.get("status") == status:
-                result = stored
-            else:
-                new = {k: v for k, v in stored.items() if k != "status"}
-                if status is not None:
-                    new["status"] = status
-                result = txn.commit(new)
+        try:
+            if hooks:
+                result = self._update_through_webhooks(res, ns, name, clone(obj), hooks, subresource="status",
+                                                       dry_run=dry_run)
+                self._faults.check("update_status", res.kind, ns, name, after=True)
+                return clone(result)
+            with self._writing() as txn:
+                stored = self._stored(res, ns, name)
+                check_preconditions(res, stored, obj)
+                if stored.get("status") == status:
+                    result = stored
+                else:
+                    new = {k: v for k, v in stored.items() if k != "status"}
+                    if status is not None:
+                        new["status"] = status
+                    result = txn.commit(new)
+                if dry_run:
+                    raise _DryRun((result, stored))
+        except _DryRun as dry:
+            return _as_dry_update(*dry.result)
         self._faults.check("update_status", res.kind, ns, name, after=True)
         return clone(result)
 
-    def delete(self, kind: str, namespace: str, name: str, *, propagation: str = "Background") -> None:
+    def delete(self, kind: str, namespace: str, name: str, *, propagation: str = "Background",
+               dry_run: bool = False) -> dict | None:
         """Background: dependents go after the owner; Foreground: the owner stays (with the
         foregroundDeletion finalizer) until its blocking dependents are gone; Orphan: dependents
-        lose the owner reference and stay. Finalizers hold the object with a deletionTimestamp."""
+        lose the owner reference and stay. Finalizers hold the object with a deletionTimestamp.
+        A dry run deletes nothing and returns the object as the deletion would leave it (None:
+        it would be gone); a real deletion returns None."""
         res = resource_of(kind)
         ns = namespace_of(res, namespace, name=name)
         if propagation not in fake_gc.PROPAGATIONS:
@@ -287,11 +343,18 @@ class FakeBackend:
         hooks = self._hooks("DELETE", res)
         if hooks:
             old = self.get(kind, ns, name)
-            self._webhooks.mutate(hooks, "DELETE", res, None, old)
-            self._webhooks.validate(hooks, "DELETE", res, None, old)
-        with self._writing() as txn:
-            fake_gc.delete_object(txn, self._stored(res, ns, name), propagation)
+            with fake_webhooks.dry_run_reviews(dry_run):
+                self._webhooks.mutate(hooks, "DELETE", res, None, old)
+                self._webhooks.validate(hooks, "DELETE", res, None, old)
+        try:
+            with self._writing() as txn:
+                fake_gc.delete_object(txn, self._stored(res, ns, name), propagation)
+                if dry_run:
+                    raise _DryRun(self._store.get((res.kind, ns, name)))
+        except _DryRun as dry:
+            return None if dry.result is None else clone(dry.result)
         self._faults.check("delete", kind, ns, name, after=True)
+        return None
 
     def record_event(self, obj: dict, *, type: str, reason: str, message: str) -> None:
         """Post a core/v1 Event about `obj`. Best effort, like client-go's recorder: a failure to

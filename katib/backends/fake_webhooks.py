@@ -19,12 +19,16 @@ the fake: the Service's port whose `port` is the reference's (default 443), then
 of the same name: an address of the subset port with that port's name (`katib.py serve
 --advertise-address` publishes them for its Service; nothing else does in the fake).
 
-Not done: reinvocationPolicy (no second pass), matchConditions (CEL), dryRun (the fake refuses
-dry runs, so sideEffects never matters), webhooks on the deletions garbage collection does,
-and calls to the validating webhooks in parallel (they are called in turn)."""
+A dry run's reviews say `dryRun: true`; every configuration declares sideEffects None or
+NoneOnDryRun (its validation refuses the others), so every webhook is called for one.
+
+Not done: reinvocationPolicy (no second pass), matchConditions (CEL), webhooks on the
+deletions garbage collection does, and calls to the validating webhooks in parallel (they are
+called in turn)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import contextvars
 import json
 import logging
@@ -47,6 +51,17 @@ logger = logging.getLogger(__name__)
 
 CONFIG_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 _WARNINGS: contextvars.ContextVar[list | None] = contextvars.ContextVar("admission_warnings", default=None)
+_DRY_RUN: contextvars.ContextVar[bool] = contextvars.ContextVar("admission_dry_run", default=False)
+
+
+@contextlib.contextmanager
+def dry_run_reviews(dry_run: bool):
+    """Within: the reviews sent say whether the write is a dry run."""
+    token = _DRY_RUN.set(dry_run)
+    try:
+        yield
+    finally:
+        _DRY_RUN.reset(token)
 
 
 def admission_warnings() -> list[str] | None:
@@ -240,7 +255,8 @@ class Webhooks:
         meta = (obj or old or {}).get("metadata") or {}
         uid = str(uuid.uuid4())
         body = review(version, uid=uid, operation=operation, res=res, subresource=subresource,
-                      name=str(meta.get("name") or ""), namespace=str(meta.get("namespace") or ""), obj=obj, old=old)
+                      name=str(meta.get("name") or ""), namespace=str(meta.get("namespace") or ""), obj=obj, old=old,
+                      dry_run=_DRY_RUN.get())
         addresses, hostname, path, ca = self._target(hook)
         timeout = hook.timeout
         deadline = time.monotonic() + timeout

@@ -137,13 +137,13 @@ def hooks_of(configuration: dict, *, mutating: bool) -> list[Hook]:
 
 
 def review(version: str, *, uid: str, operation: str, res: Resource, subresource: str, name: str,
-           namespace: str, obj: dict | None, old: dict | None) -> dict:
+           namespace: str, obj: dict | None, old: dict | None, dry_run: bool = False) -> dict:
     """The AdmissionReview request kube-apiserver would send."""
     gvk = {"group": res.group, "version": res.version, "kind": res.kind}
     gvr = {"group": res.group, "version": res.version, "resource": res.plural}
     request = {"uid": uid, "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
                "name": name, "operation": operation, "userInfo": USER, "object": obj, "oldObject": old,
-               "dryRun": False, "options": {"apiVersion": "meta.k8s.io/v1", "kind": _OPTIONS.get(operation, "")}}
+               "dryRun": dry_run, "options": {"apiVersion": "meta.k8s.io/v1", "kind": _OPTIONS.get(operation, "")}}
     if subresource:
         request["subResource"] = request["requestSubResource"] = subresource
     if res.namespaced:
