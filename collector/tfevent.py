@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from collector.parse import MetricLog
+from collector.wire import WireError, fields
 
 logger = logging.getLogger(__name__)
 
@@ -83,45 +84,6 @@ def records(data: bytes, *, name: str = "event file") -> Iterator[bytes]:
             raise EventFileError(f"{name}: bad data checksum at byte {pos}")
         yield payload
         pos = end + 4
-
-
-# -- protobuf wire format -------------------------------------------------------------------
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise EventFileError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise EventFileError("varint too long")
-
-
-def fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
-    """(field number, wire type, value) of a message: ints for varints, bytes for
-    length-delimited fields, raw 4/8 bytes for fixed32/fixed64."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + size], pos + size
-        elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise EventFileError(f"unsupported wire type {wire}")
-        if pos > len(buf):
-            raise EventFileError("truncated field")
-        yield number, wire, value
 
 
 def _tensor_scalar(buf: bytes) -> float | None:
@@ -203,7 +165,7 @@ def parse_event_file(path: Path, metric_names: list[str]) -> list[MetricLog]:
                     full = f"{parent}/{tag}" if "/" in name and parent else tag
                     if full.startswith(name):
                         logs.append(MetricLog(_stamp(wall_time), name, _format(value)))
-    except EventFileError as err:
+    except (EventFileError, WireError) as err:
         if read == 0:
             raise
         logger.warning("%s; the records before it are kept", err)
@@ -222,6 +184,6 @@ def parse_directory(directory: Path | str, metric_names: list[str]) -> list[Metr
             path = Path(dirpath) / filename
             try:
                 logs.extend(parse_event_file(path, metric_names))
-            except (EventFileError, OSError) as err:
+            except (EventFileError, WireError, OSError) as err:
                 logger.debug("skipping %s: %s", path, err)
     return logs

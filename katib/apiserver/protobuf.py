@@ -14,6 +14,7 @@ import base64
 import datetime
 import json
 
+from collector.wire import BYTES as _BYTES, VARINT as _VARINT, WireError, fields as _fields
 from katib.apiserver.status import ApiError, bad_request
 
 MEDIA = "application/vnd.kubernetes.protobuf"
@@ -76,10 +77,7 @@ KINDS = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Ser
          ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "ClusterRole"),
          ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")}
 
-_VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
-
-
-class Malformed(ValueError):
+class Malformed(WireError):
     """The bytes are not a well-formed protobuf message of the expected shape."""
 
 
@@ -90,7 +88,7 @@ def decode(raw: bytes, *, what: str = "the request body") -> dict:
         raise bad_request(f"{what} is not Kubernetes protobuf: it does not start with the bytes k8s\\x00")
     try:
         envelope = _message(memoryview(raw)[len(MAGIC):], "Unknown")
-    except Malformed as err:
+    except WireError as err:
         raise bad_request(f"{what} is not valid protobuf: {err}") from None
     type_meta = envelope.get("typeMeta") or {}
     api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
@@ -107,50 +105,9 @@ def decode(raw: bytes, *, what: str = "the request body") -> dict:
                        f"--dry-run=client -o yaml | kubectl apply -f -)")
     try:
         obj = _message(envelope.get("raw", memoryview(b"")), kind)
-    except Malformed as err:
+    except WireError as err:
         raise bad_request(f"{what} is not a valid {kind} in protobuf: {err}") from None
     return {"apiVersion": api_version, "kind": kind, **obj}
-
-
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise Malformed("a varint runs past the end of the data")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            raise Malformed("a varint is longer than 10 bytes")
-
-
-def _fields(buf: memoryview):
-    """(field number, wire type, value) for each field: an int for varints and fixed-width
-    values, a memoryview for length-delimited ones."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise Malformed("field number 0")
-        if wire == _VARINT:
-            value, pos = _varint(buf, pos)
-        elif wire == _BYTES:
-            size, pos = _varint(buf, pos)
-            if pos + size > len(buf):
-                raise Malformed(f"field {number} is {size} bytes long, past the end of the data")
-            value, pos = buf[pos:pos + size], pos + size
-        elif wire in (_FIXED64, _FIXED32):
-            width = 8 if wire == _FIXED64 else 4
-            if pos + width > len(buf):
-                raise Malformed(f"field {number} runs past the end of the data")
-            value, pos = int.from_bytes(buf[pos:pos + width], "little"), pos + width
-        else:
-            raise Malformed(f"field {number} has wire type {wire}, which is not supported")
-        yield number, wire, value
 
 
 def _message(buf: memoryview, name: str) -> dict:
