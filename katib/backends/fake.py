@@ -46,13 +46,8 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _WEBHOOK_ROUNDS = 5   # admissions of one update that lost the race to another writer
 
 
-class _DryRun(Exception):
-    """Raised at the end of a write to roll it back (nothing stored, no event): a dry run, whose
-    result it carries."""
-
-    def __init__(self, result):
-        super().__init__("dry run")
-        self.result = result
+class _RolledBack(Exception):
+    """Raised by _writing at the end of a dry run's body to undo it (caught there)."""
 
 
 def _as_dry_update(result: dict, stored: dict) -> dict:
@@ -158,17 +153,16 @@ class FakeBackend:
                 with self._lock:
                     new = self._named_and_admitted(res, new)
                 self._webhooks.validate(hooks, "CREATE", res, new, None)
-        try:
-            stored = self._create_stored(res, new, hooks, dry_run)
-        except _DryRun as dry:
-            meta = {k: v for k, v in dry.result["metadata"].items() if k != "resourceVersion"}
-            return {**clone(dry.result), "metadata": clone(meta)}
+        stored = self._create_stored(res, new, hooks, dry_run)
+        if dry_run:
+            meta = {k: v for k, v in stored["metadata"].items() if k != "resourceVersion"}
+            return {**clone(stored), "metadata": clone(meta)}
         self._faults.check("create", res.kind, stored["metadata"].get("namespace", ""), stored["metadata"]["name"],
                            after=True)
         return clone(stored)
 
     def _create_stored(self, res: Resource, new: dict, hooks, dry_run: bool) -> dict:
-        with self._writing() as txn:
+        with self._writing(dry_run=dry_run) as txn:
             if not hooks:
                 new = self._named_and_admitted(res, new)
             if self._store.get(object_key(new)) is not None:
@@ -180,8 +174,6 @@ class FakeBackend:
                 meta.pop(field, None)
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=txn.stamp(), generation=1)
             stored = txn.commit(new)
-            if dry_run:
-                raise _DryRun(stored)
         return stored
 
     def _named_and_admitted(self, res: Resource, new: dict) -> dict:
@@ -213,18 +205,15 @@ class FakeBackend:
         ns, name = address(res, incoming)
         self._faults.check("update", res.kind, ns, name)
         hooks = self._hooks("UPDATE", res)
-        try:
-            if hooks:
-                result = self._update_through_webhooks(res, ns, name, incoming, hooks, dry_run=dry_run)
-            else:
-                with self._writing() as txn:
-                    stored = self._stored(res, ns, name)
-                    new = self._admitted_update(res, stored, self._merged(res, stored, incoming))
-                    result = stored if new == stored else self._commit_update(txn, res, stored, new)
-                    if dry_run:
-                        raise _DryRun((result, stored))
-        except _DryRun as dry:
-            return _as_dry_update(*dry.result)
+        if hooks:
+            result, stored = self._update_through_webhooks(res, ns, name, incoming, hooks, dry_run=dry_run)
+        else:
+            with self._writing(dry_run=dry_run) as txn:
+                stored = self._stored(res, ns, name)
+                new = self._admitted_update(res, stored, self._merged(res, stored, incoming))
+                result = stored if new == stored else self._commit_update(txn, res, stored, new)
+        if dry_run:
+            return _as_dry_update(result, stored)
         self._faults.check("update", res.kind, ns, name, after=True)
         return clone(result)
 
@@ -248,12 +237,12 @@ class FakeBackend:
                                  subresource: str = "", *, dry_run: bool = False) -> dict:
         """An update whose webhooks are called outside the lock; written only if the object did
         not change meanwhile (else, without a resourceVersion in `incoming`, admitted again).
-        A dry run raises _DryRun((result, stored)) instead of writing."""
+        Returns what was written and what it replaced (a dry run writes nothing)."""
         with fake_webhooks.dry_run_reviews(dry_run):
             return self._update_admitted_by_webhooks(res, ns, name, incoming, hooks, subresource, dry_run)
 
     def _update_admitted_by_webhooks(self, res: Resource, ns: str, name: str, incoming: dict, hooks,
-                                     subresource: str, dry_run: bool) -> dict:
+                                     subresource: str, dry_run: bool) -> tuple[dict, dict]:
         for _ in range(_WEBHOOK_ROUNDS):
             with self._lock:
                 stored = self._stored(res, ns, name)
@@ -269,17 +258,17 @@ class FakeBackend:
                 with self._lock:
                     new = self._admitted_update(res, stored, merge_update(stored, new, has_status=res.has_status))
             self._webhooks.validate(hooks, "UPDATE", res, new, clone(stored), subresource=subresource)
-            with self._writing() as txn:
+            with self._writing(dry_run=dry_run) as txn:
                 current = self._stored(res, ns, name)
                 if current is stored:
                     if new == stored:
                         result = stored
                     else:
                         result = txn.commit(new) if subresource else self._commit_update(txn, res, stored, new)
-                    if dry_run:
-                        raise _DryRun((result, stored))
-                    return result
-                check_preconditions(res, current, incoming)
+                else:
+                    check_preconditions(res, current, incoming)
+                    continue
+            return result, stored
         raise Conflict(f"Operation cannot be fulfilled on {resource_text(res)} \"{name}\": the object kept "
                        f"changing while its admission webhooks were called; please apply your changes to the "
                        f"latest version and try again")
@@ -304,13 +293,11 @@ class FakeBackend:
         self._faults.check("update_status", res.kind, ns, name)
         status = clone(obj.get("status"))
         hooks = self._hooks("UPDATE", res, "status")
-        try:
-            if hooks:
-                result = self._update_through_webhooks(res, ns, name, clone(obj), hooks, subresource="status",
-                                                       dry_run=dry_run)
-                self._faults.check("update_status", res.kind, ns, name, after=True)
-                return clone(result)
-            with self._writing() as txn:
+        if hooks:
+            result, stored = self._update_through_webhooks(res, ns, name, clone(obj), hooks, subresource="status",
+                                                           dry_run=dry_run)
+        else:
+            with self._writing(dry_run=dry_run) as txn:
                 stored = self._stored(res, ns, name)
                 check_preconditions(res, stored, obj)
                 if stored.get("status") == status:
@@ -320,10 +307,8 @@ class FakeBackend:
                     if status is not None:
                         new["status"] = status
                     result = txn.commit(new)
-                if dry_run:
-                    raise _DryRun((result, stored))
-        except _DryRun as dry:
-            return _as_dry_update(*dry.result)
+        if dry_run:
+            return _as_dry_update(result, stored)
         self._faults.check("update_status", res.kind, ns, name, after=True)
         return clone(result)
 
@@ -346,13 +331,11 @@ class FakeBackend:
             with fake_webhooks.dry_run_reviews(dry_run):
                 self._webhooks.mutate(hooks, "DELETE", res, None, old)
                 self._webhooks.validate(hooks, "DELETE", res, None, old)
-        try:
-            with self._writing() as txn:
-                fake_gc.delete_object(txn, self._stored(res, ns, name), propagation)
-                if dry_run:
-                    raise _DryRun(self._store.get((res.kind, ns, name)))
-        except _DryRun as dry:
-            return None if dry.result is None else clone(dry.result)
+        with self._writing(dry_run=dry_run) as txn:
+            fake_gc.delete_object(txn, self._stored(res, ns, name), propagation)
+            after = self._store.get((res.kind, ns, name))
+        if dry_run:
+            return None if after is None else clone(after)
         self._faults.check("delete", kind, ns, name, after=True)
         return None
 
@@ -466,16 +449,22 @@ class FakeBackend:
 
     # ---- internals --------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[Txn]:
+    def _writing(self, *, dry_run: bool = False) -> Iterator[Txn]:
         """One atomic write: memory and persistence change together or not at all (GC included);
-        the watch events fire after the lock is released, in commit order."""
+        the watch events fire after the lock is released, in commit order. A dry run's write is
+        undone when its body ends (the body's results stay with the caller)."""
         with self._lock:
             self._tls.depth = getattr(self._tls, "depth", 0) + 1
             txn = self._store.begin()
             try:
                 with self._store.transaction():
                     yield txn
+                    if dry_run:
+                        raise _RolledBack   # through the persistence transaction: it writes nothing
                     fake_gc.collect(txn)
+            except _RolledBack:
+                txn.rollback()
+                return
             except BaseException:
                 txn.rollback()
                 raise
