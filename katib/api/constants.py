@@ -96,6 +96,10 @@ FINALIZER_CLEAN_DB = "clean-metrics-in-db"             # on Trials
 # Our addition: on a Trial whose template could not be rendered for its assignment, the error
 # (the Trial is created without a runSpec and its controller fails it with this message).
 TRIAL_TEMPLATE_ERROR_ANNOTATION = "katib.kubeflow.org/trial-template-error"
+# Our addition: on a Trial whose job ran without the metrics collector because the pod webhook
+# missed its pod (unreachable when the pod was created), the uid of that job: the trial
+# controller deleted it to run the job once more, and does so only once per trial.
+TRIAL_RERUN_ANNOTATION = "katib.kubeflow.org/rerun-of-job"
 
 
 # ---------------------------------------------------------------------------------- conditions
@@ -193,3 +197,4 @@ EVENT_JOB_SUCCEEDED = "JobSucceeded"
 EVENT_JOB_FAILED = "JobFailed"
 EVENT_JOB_RUNNING = "JobRunning"
 EVENT_METRICS_UNAVAILABLE = "MetricsUnavailable"
+EVENT_JOB_RERUN = "JobRerun"                           # ours: see TRIAL_RERUN_ANNOTATION

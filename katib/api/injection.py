@@ -29,8 +29,19 @@ def has_collector(pod: dict) -> bool:
     return any(ct.get("name") in SIDECARS for ct in (pod.get("spec") or {}).get("containers") or ())
 
 
+class Missing(str):
+    """Why no collector ran, in one sentence; `webhook_missed` when the pod was eligible (master
+    pod, labelled namespace) and the pod webhook did not mutate it, the one cause a second run
+    of the job may not meet (the webhook was unreachable for a moment)."""
+
+    def __new__(cls, text: str, *, webhook_missed: bool = False):
+        self = super().__new__(cls, text)
+        self.webhook_missed = webhook_missed
+        return self
+
+
 def missing_collector(collector_kind: str, job_kind: str, job_name: str, pods: list[dict], namespace: str,
-                      namespace_labels: dict | None) -> str | None:
+                      namespace_labels: dict | None) -> Missing | None:
     """Why no collector ran in the job's pods, in one sentence; None when one did, when the kind
     needs no sidecar, or when there are no pods to judge by (the local kubelet runs jobs
     without pods and collects in process)."""
@@ -42,14 +53,15 @@ def missing_collector(collector_kind: str, job_kind: str, job_name: str, pods: l
     masters = [p for p in pods if is_master(p, job_kind)]
     if not masters:
         keys = " or ".join(f"{k}=master" for k in MASTER_LABELS[job_kind])
-        return (f"no metrics collector was injected: no pod of {job_kind} {job_name} has label {keys} "
-                f"(only the master pod gets the collector)")
+        return Missing(f"no metrics collector was injected: no pod of {job_kind} {job_name} has label {keys} "
+                       f"(only the master pod gets the collector)")
     if any(has_collector(p) for p in masters):
         return None
     pod = masters[0]["metadata"].get("name", "")
     label = f"{c.NAMESPACE_INJECTION_LABEL}={c.NAMESPACE_INJECTION_VALUE}"
     if (namespace_labels or {}).get(c.NAMESPACE_INJECTION_LABEL) != c.NAMESPACE_INJECTION_VALUE:
-        return (f"no metrics collector was injected into pod {pod}: namespace {namespace} lacks label {label} "
-                f"(kubectl label namespace {namespace} {label})")
-    return (f"no metrics collector was injected into pod {pod}: the pod webhook {POD_WEBHOOK} did not mutate it "
-            f"(not installed, or unreachable when the pod was created: its failurePolicy is Ignore)")
+        return Missing(f"no metrics collector was injected into pod {pod}: namespace {namespace} lacks label {label} "
+                       f"(kubectl label namespace {namespace} {label})")
+    return Missing(f"no metrics collector was injected into pod {pod}: the pod webhook {POD_WEBHOOK} did not "
+                   f"mutate it (not installed, or unreachable when the pod was created: its failurePolicy is Ignore)",
+                   webhook_missed=True)

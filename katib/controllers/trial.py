@@ -5,7 +5,14 @@ completionTime only on real transitions; a job that succeeded without the object
 fails the trial with reason MetricsUnavailable instead of leaving it pending forever; a Killed
 trial's job is always deleted so its process stops; a failed trial's condition message carries
 the Job's failure reason and message ("Trial has failed: Error: exit code 2"), and a trial
-created without a runSpec (its template could not be rendered) fails with that error."""
+created without a runSpec (its template could not be rendered) fails with that error.
+
+Ours as well: a job that succeeded without metrics because the pod webhook missed its pod
+(unreachable at that moment, failurePolicy Ignore: a controller replica dying mid-review, a
+leader change) runs once more instead of failing the trial. The trial's annotation
+TRIAL_RERUN_ANNOTATION records the uid of the job deleted for that, before the deletion (a
+crash in between resumes it); a job of another uid under that annotation is the second run,
+whose outcome stands. A job being deleted is waited for, not judged."""
 from __future__ import annotations
 
 import logging
@@ -111,6 +118,8 @@ def reconcile_job(ctx: Context, trial: dict) -> dict | None:
         return None
     if done:
         return current
+    if current["metadata"].get("deletionTimestamp"):
+        return None   # going (a re-run, or deleted by hand): created again once it is gone
     state, message = job_status.evaluate(current)
     if state == job_status.SUCCEEDED:
         succeed_or_flag(ctx, trial, current)
@@ -145,6 +154,10 @@ def succeed_or_flag(ctx: Context, trial: dict, job: dict) -> None:
     if value is None:
         collector = trial["spec"].get("metricsCollector") or {}
         why = missing_collector(ctx, collector, job)
+        if why is not None and why.webhook_missed:
+            if rerun_job(ctx, trial, job, why):
+                return
+            why = f"{why}; the same on the job's second run"
         fail(ctx, trial, c.TRIAL_METRICS_UNAVAILABLE_REASON,
              f"{c.TRIAL_METRICS_UNAVAILABLE_MESSAGE}: " + (why or f"the job succeeded but reported no value of "
                                                            f"{metric} ({describe_collector(collector)})"),
@@ -163,7 +176,32 @@ def succeed_or_flag(ctx: Context, trial: dict, job: dict) -> None:
         ctx.event(trial, "Normal", c.EVENT_JOB_SUCCEEDED, f"Job {jname} has succeeded")
 
 
-def missing_collector(ctx: Context, collector: dict, job: dict) -> str | None:
+def rerun_job(ctx: Context, trial: dict, job: dict, why: str) -> bool:
+    """Delete `job` to have it created again, once per trial (see the module docstring); False
+    when `job` is already the second run."""
+    meta = trial["metadata"]
+    annotations = meta.setdefault("annotations", {})
+    jmeta = job["metadata"]
+    uid = str(jmeta.get("uid") or "")
+    marked = annotations.get(c.TRIAL_RERUN_ANNOTATION)
+    if marked is not None and marked != uid:
+        return False
+    if marked is None:
+        annotations[c.TRIAL_RERUN_ANNOTATION] = uid
+        stored = ctx.wrote(CONTROLLER, ctx.backend.update(trial))
+        meta["resourceVersion"] = stored["metadata"]["resourceVersion"]
+    failpoints.hit("job-rerun-marked")  # crash tests: the mark stored, the Job not yet deleted
+    logger.info("[%s/%s] job %s runs again: %s", meta["namespace"], meta["name"], jmeta["name"], why)
+    try:
+        # not ctx.deleting: the job's going must wake the trial, to create it again
+        ctx.backend.delete(job["kind"], jmeta["namespace"], jmeta["name"], propagation="Foreground")
+    except NotFound:
+        pass
+    ctx.event(trial, "Warning", c.EVENT_JOB_RERUN, f"Job {jmeta['name']} runs again: {why}")
+    return True
+
+
+def missing_collector(ctx: Context, collector: dict, job: dict) -> injection.Missing | None:
     """Why no collector ran in the job's pods (katib.api.injection), judged from the pods the
     cluster made for it; None when there are none to judge by or one ran."""
     kind = (collector.get("collector") or {}).get("kind") or c.CollectorKind.STDOUT
