@@ -227,8 +227,8 @@ def test_a_literal_prometheus_port_makes_trials_take_turns(tmp_path):
 
 
 def local_pod_free_port() -> int:
-    from katib.backends.kubelet import _free_port
-    return _free_port()
+    from katib.backends.ports import free_port
+    return free_port()
 
 
 COLLECT = [sys.executable, "-m", "collector"]

@@ -11,7 +11,7 @@ Pods are named and labelled as their controllers do:
                  MASTER_ADDR/MASTER_PORT/WORLD_SIZE/RANK/PYTHONUNBUFFERED.
 Every pod has a controller ownerReference to its job (so the pod webhook finds the trial,
 and deleting the job deletes its pods). Addresses are 127.0.0.1 with a free port per replica
-(local_replicas.free_ports), chosen once at pod creation; a pod created after a restart (the
+(ports.free_ports), chosen once at pod creation; a pod created after a restart (the
 controller died between two pods of a job) gets the addresses the existing pods were given.
 
 Status (local_outcome.job_status, as the local kubelet writes it): the job runs once its pods
@@ -34,7 +34,8 @@ from katib.api.jobs import JOB_KINDS
 from katib.backends import local_outcome as lo
 from katib.backends.base import DELETED, WatchEvent
 from katib.backends.local_process import _KINDS, _REPLICA_SPECS
-from katib.backends.local_replicas import free_ports, operator_env
+from katib.backends.local_replicas import operator_env
+from katib.backends.ports import free_ports
 from katib.clock import Clock, parse_rfc3339
 from katib.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, TemporaryError
 

@@ -24,6 +24,7 @@ from katib.backends import local_jobs as lj
 from katib.backends import local_outcome as lo
 from katib.backends import local_pod
 from katib.backends import local_process as lp
+from katib.backends import ports
 from katib.backends.base import ADDED, DELETED, WatchEvent
 from katib.backends.fake_store import clone
 from katib.backends.local_collector import collect_metrics
@@ -108,7 +109,7 @@ class LocalKubelet:
         # trial name → env of a Custom collector reporting to the observation API (KATIB_*);
         # None: no API here, a Custom collector gets none
         self.observation_env = observation_env
-        self.free_port = free_port or _free_port
+        self.free_port = free_port or ports.free_port
         self.on_fatal = on_fatal         # called with one line when a kubelet thread cannot go on
         self.working_dir = working_dir
         self.observations = observations  # where collected metrics go (katib.db.ObservationStore)
@@ -369,14 +370,6 @@ class LocalKubelet:
             for key in keys:
                 self.runner.forget(key)
         self.runner.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def creation_order(job: dict) -> tuple[str, int]:

@@ -1,9 +1,9 @@
-"""`python local_replicas.py SPEC` (a script: standard library only): every replica of a TFJob or PyTorchJob as a
-local process, with the environment its operator would give it, so that a distributed training
-script runs unchanged on one machine.
+"""`python local_replicas.py SPEC` (a script: standard library and its sibling ports.py only):
+every replica of a TFJob or PyTorchJob as a local process, with the environment its operator
+would give it, so that a distributed training script runs unchanged on one machine.
 
 SPEC (JSON, from local_process.plan_replicas): the job kind and its replicas, the master first.
-Each replica gets a free port on 127.0.0.1 and:
+Each replica gets a free port on 127.0.0.1 (ports.free_ports) and:
   TFJob       TF_CONFIG = {"cluster": {<type>: ["127.0.0.1:<port>", ...]}, "task": {"type", "index"},
               "environment": "cloud"}, types lower-cased as tf-operator writes them (an
               evaluator is not part of the cluster);
@@ -22,26 +22,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+try:
+    from katib.backends.ports import free_ports
+except ImportError:     # run as a script: its own directory is on sys.path
+    from ports import free_ports
+
 GRACE = 5.0
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def name(replica: dict) -> str:
