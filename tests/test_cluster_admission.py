@@ -70,9 +70,9 @@ def test_experiments_are_admitted_by_the_controllers_webhooks_only(tmp_path):
                  lambda out: out.stdout.strip())
         server.kubectl("label", "namespace", "default", "katib-metricscollector-injection-")
         trial = wait_for(lambda: server.kubectl("get", "trials", "-l", "experiment=silent", "-o", "json"),
-                         lambda out: next((t for t in json.loads(out.stdout)["items"]
-                                           if any(c["type"] == "Failed" for c in t["status"].get("conditions", []))),
-                                          None))
+                         lambda out: next((t for t in json.loads(out.stdout)["items"]   # a new one has no status
+                                           if any(c["type"] == "Failed"
+                                                  for c in (t.get("status") or {}).get("conditions") or ())), None))
         [pod] = json.loads(server.kubectl("get", "pods", "-l", f"job-name={trial['metadata']['name']}",
                                           "-o", "json").stdout)["items"]
         assert [c["name"] for c in pod["spec"]["containers"]] == ["main"]
