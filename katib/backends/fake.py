@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from katib.backends import fake_events, fake_gc, fake_webhooks
+from katib.backends import fake_builtin, fake_events, fake_gc, fake_webhooks
 from katib.backends.base import RESOURCES, Handler, Resource, WatchEvent, matches_labels, object_key
 from katib.backends.fake_faults import Faults, Injection
 from katib.backends.fake_meta import (
@@ -169,6 +169,7 @@ class FakeBackend:
                 raise already_exists(res, new["metadata"]["name"])
             if res.has_status:
                 new.pop("status", None)  # status is written through the status subresource only
+            new = fake_builtin.prepare(res.kind, new, None)
             meta = new["metadata"]
             for field in ("deletionTimestamp", "deletionGracePeriodSeconds"):
                 meta.pop(field, None)
@@ -231,7 +232,7 @@ class FakeBackend:
         refused = added_finalizers_error(stored, new)
         if refused:
             raise refused
-        return new
+        return fake_builtin.prepare(res.kind, new, stored)
 
     def _update_through_webhooks(self, res: Resource, ns: str, name: str, incoming: dict, hooks,
                                  subresource: str = "", *, dry_run: bool = False) -> dict:
