@@ -202,6 +202,25 @@ def test_a_pod_with_a_volume_kind_that_cannot_run_here_fails_saying_so(server):
     assert "volume scratch: only emptyDir volumes" in done["status"]["conditions"][0]["message"]
 
 
+def test_a_pods_env_from_secrets_and_configmaps_is_filled_in_and_a_missing_one_fails_it(server):
+    server.kubectl("create", "secret", "generic", "creds", "--from-literal=token=s3cr3t")
+    server.kubectl("create", "configmap", "knobs", "--from-literal=LR=0.1")
+    with_env = job("env", 'echo "$TOKEN $LR"')
+    with_env["spec"]["template"]["spec"]["containers"][0].update(
+        env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}],
+        envFrom=[{"configMapRef": {"name": "knobs"}}])
+    apply(server, with_env)
+    assert wait_for(server, "job env", finished)["status"]["succeeded"] == 1
+    [pod] = pods_of(server, "job-name=env")
+    assert server.kubectl("logs", pod["metadata"]["name"]).stdout == "s3cr3t 0.1\n"
+    missing = job("noenv", "true")
+    missing["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "absent"}}}]
+    apply(server, missing)
+    [cond] = wait_for(server, "job noenv", finished)["status"]["conditions"]
+    assert cond["type"] == "Failed" and "couldn't find key absent in Secret default/creds" in cond["message"], cond
+
+
 def test_mount_paths_are_rewritten_as_whole_paths_only():
     from katib.backends.pod_plan import rewrite
     mapped = {"/var/log/katib": "/pods/p/volumes/metrics-volume", "/var/log": "/elsewhere"}

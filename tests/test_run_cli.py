@@ -150,7 +150,7 @@ def test_parallel_cap_reaches_the_control_plane(tmp_path, monkeypatch, parallel,
         def __init__(self, **kwargs):
             seen.update(kwargs)
     monkeypatch.setattr(katib.runtime, "FakeControlPlane", Recorder)
-    plane, _ = run_cli.open_control_plane(args_for(tmp_path, parallel=parallel, seed=5), [])
+    plane, _, _ = run_cli.open_control_plane(args_for(tmp_path, parallel=parallel, seed=5), [])
     assert isinstance(plane, Recorder) and (seen["max_parallel"], seen["seed"]) == (expected, 5)
 
 
@@ -268,7 +268,7 @@ def test_a_start_up_ctrl_c_swallowed_on_the_way_still_stops_the_run(tmp_path, mo
             Plane.stopped = kill_jobs
 
     exp = {"metadata": {"namespace": "default", "name": "exp"}, "spec": {}}
-    monkeypatch.setattr(run_cli, "open_control_plane", lambda args, paths, read_only_ok: (Plane(), [exp]))
+    monkeypatch.setattr(run_cli, "open_control_plane", lambda args, paths, read_only_ok: (Plane(), [exp], []))
     monkeypatch.setattr(run_cli, "apply_all", lambda *a, **k: True)
     monkeypatch.setattr(run_cli, "print_results", lambda *a: 0)
     previous = signal.getsignal(signal.SIGINT)
@@ -378,7 +378,7 @@ def test_unrenderable_trials_fail_with_their_reason_and_the_run_ends(tmp_path, c
     exp["spec"]["trialTemplate"]["goTemplate"]["templateSpec"] = {
         "configMapName": "tmpl", "configMapNamespace": "default", "templatePath": "job.yaml"}
     exp["metadata"]["namespace"] = "default"
-    plane, _ = run_cli.open_control_plane(args_for(tmp_path), [])
+    plane, _, _ = run_cli.open_control_plane(args_for(tmp_path), [])
     try:
         plane.backend.create({"apiVersion": "v1", "kind": "ConfigMap",
                               "metadata": {"name": "tmpl", "namespace": "default"}, "data": {"job.yaml": good}})
@@ -428,7 +428,7 @@ def test_admission_warnings_are_printed_once_per_experiment(tmp_path, monkeypatc
         return [f"spec.objective.objectiveMetricName: {exp['spec']['objective']['objectiveMetricName']} "
                 "can never match the default filter"]
     monkeypatch.setattr(validation, "experiment_warnings", warnings, raising=False)
-    plane, _ = run_cli.open_control_plane(args_for(tmp_path), [])
+    plane, _, _ = run_cli.open_control_plane(args_for(tmp_path), [])
     try:
         exps = [experiment("one"), experiment("two")]
         for exp in exps:
@@ -447,3 +447,49 @@ def test_admission_warnings_are_printed_once_per_experiment(tmp_path, monkeypatc
 def test_the_work_directory_sits_beside_a_database_file(tmp_path, db, work):
     args = args_for(tmp_path, run_db=db)
     assert run_cli.db_location(args) == (db, Path(work))
+
+
+# -- ConfigMaps and Secrets beside the experiment ----------------------------------------
+
+ENV_TEMPLATE = """apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{.Trial}}
+  namespace: {{.NameSpace}}
+spec:
+  template:
+    spec:
+      containers:
+      - name: t
+        image: local
+        command: ["sh", "-c", 'test "$TOKEN/$BASE" = s3cr3t/0.5 && echo accuracy={{range .HyperParameters}}{{.Value}}{{end}}']
+        env:
+        - name: TOKEN
+          valueFrom: {secretKeyRef: {name: creds, key: token}}
+        envFrom:
+        - configMapRef: {name: knobs}
+      restartPolicy: Never
+"""
+
+
+def test_run_stores_the_files_configmaps_and_secrets_for_templates_and_env(tmp_path):
+    exp = experiment(max_trials=2, parallel=1)
+    exp["spec"]["trialTemplate"] = {"goTemplate": {"templateSpec": {
+        "configMapName": "templates", "configMapNamespace": "default", "templatePath": "job.yaml"}}}
+    docs = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"token": "s3cr3t"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "knobs"}, "data": {"BASE": "0.5"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "templates"},
+             "data": {"job.yaml": ENV_TEMPLATE}}, exp]
+    path = write(tmp_path, *docs)
+    done = katib(str(path), "--db", str(tmp_path / "k.db"), "-o", "json")
+    assert done.returncode == 0, done.stderr + done.stdout
+    [result] = json.loads(done.stdout)
+    assert [t["status"]["conditions"][-1]["type"] for t in result["trials"]] == ["Succeeded", "Succeeded"]
+    assert "[Secret default/creds] created" in done.stderr and "[ConfigMap default/knobs] created" in done.stderr
+    again = katib(str(path), "--db", str(tmp_path / "k.db"), "-q")     # the same file: replaced, continued
+    assert again.returncode == 0, again.stderr
+    docs[0]["type"] = "kubernetes.io/basic-auth"                          # a Secret's type cannot change
+    bad = katib(str(write(tmp_path, *docs, name="bad.yaml")), "--db", str(tmp_path / "k.db"), "-q")
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [f"{tmp_path / 'bad.yaml'}: Secret default/creds is invalid:",
+                                       '  type: Invalid value: "kubernetes.io/basic-auth": field is immutable']

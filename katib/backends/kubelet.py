@@ -20,6 +20,7 @@ from pathlib import Path
 
 from katib import failpoints
 from katib.api.jobs import JOB_KINDS, pod_templates
+from katib.backends import env_sources
 from katib.backends import local_jobs as lj
 from katib.backends import local_outcome as lo
 from katib.backends import local_pod
@@ -211,7 +212,8 @@ class LocalKubelet:
             if lp.local_pod(plan.job).get("sidecar") is None:
                 with self._lock:  # its end needs no sidecar verdict (no job.json to read back)
                     self._no_sidecar.add(key)
-            started = self.runner.start(key, plan.job, metrics_file=plan.real_path)
+            run, error = self.with_env_sources(plan.job)
+            started = self.runner.start(key, run, metrics_file=plan.real_path, start_error=error)
         except OSError as exc:
             self._queue.release(key)
             self._fail_start(key, job, exc)
@@ -265,6 +267,29 @@ class LocalKubelet:
                 self.observations.delete(trial["metadata"]["name"])
         return local_pod.plan(trial, self.local_job(job), job_dir=str(job_dir),
                               free_port=self.free_port, observation_env=env)
+
+    def with_env_sources(self, job: dict) -> tuple[dict, str | None]:
+        """The job with its containers' Secret and ConfigMap references filled in from the
+        backend (env_sources), or the job as it is and why it cannot start."""
+        containers = [c for t in pod_templates(job) for c in (t.get("spec") or {}).get("containers") or ()]
+        if not any(env_sources.needs_lookup(c) for c in containers):
+            return job, None
+        job = clone(job)
+        namespace = job["metadata"].get("namespace") or "default"
+        try:
+            for template in pod_templates(job):
+                spec = template.get("spec") or {}
+                spec["containers"] = [env_sources.resolve(c, namespace, self._lookup)
+                                      for c in spec.get("containers") or ()]
+        except lp.StartError as err:
+            return job, str(err)
+        return job, None
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
+        try:
+            return self.backend.get(kind, namespace, name)
+        except NotFound:
+            return None
 
     def local_job(self, job: dict) -> dict:
         """The job as run here: containers without workingDir run in katib's working directory

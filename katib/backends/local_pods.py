@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from katib.backends import env_sources
 from katib.backends import local_outcome as lo
 from katib.backends import local_wrapper as lw
 from katib.backends import pod_plan
@@ -189,6 +190,8 @@ class PodKubelet:
                 continue
             ckey = f"{key}/{name}"
             try:
+                container = env_sources.resolve(container, pod["metadata"].get("namespace") or "default",
+                                                self._lookup)
                 job = pod_plan.container_job(pod, container, pod_dir=str(pod_dir), working_dir=self.working_dir,
                                              resolved=self._resolve(container))
             except StartError as err:
@@ -205,6 +208,12 @@ class PodKubelet:
             if (pod.get("spec") or {}).get("shareProcessNamespace"):
                 self._record_pid(pod_dir, ckey)
         self._write_status(key, state)
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
+        try:
+            return self.backend.get(kind, namespace, name)
+        except NotFound:
+            return None
 
     def _resolve(self, container: dict) -> dict:
         out = {}

@@ -29,7 +29,8 @@ is discarded. Like kubelet's log rotation this is enforced by the runner, about 
 
 Differences from a Kubernetes Job: one attempt (backoffLimit and restartPolicy are not
 applied); one process for TFJob/PyTorchJob (the master-like replica); the image is ignored, so
-`command` is required; `valueFrom`/`envFrom` are refused; a workingDir must already exist; the
+`command` is required; `envFrom` and `valueFrom` are refused (the kubelets fill in Secret and
+ConfigMap references first: katib.backends.env_sources); a workingDir must already exist; the
 environment is katib's own (or `base_env`) plus the container's `env`; a process that leaves
 its session escapes stop() and the deadline."""
 from __future__ import annotations
@@ -92,10 +93,13 @@ class LocalRunner:
         with self._lock:
             return {k: j.start_time for k, j in self._running.items()}
 
-    def start(self, key: str, job: dict, *, metrics_file: str | None = None) -> bool:
+    def start(self, key: str, job: dict, *, metrics_file: str | None = None,
+              start_error: str | None = None) -> bool:
         """Run the job unless this key already ran or runs (here or before a restart). False
         when nothing will be reported for it (its outcome was reported before). `metrics_file`:
         the File collector's path, which the job gets empty (see prepare_metrics_file).
+        `start_error`: the caller found that it cannot start (a Secret it needs is missing):
+        its outcome is a StartError with that message, as if plan_launch had said it.
         OSError: the job directory cannot be written; nothing runs and nothing is left."""
         path = self._dir(key)
         with self._lock:
@@ -112,7 +116,7 @@ class LocalRunner:
                 if path.exists():  # re-attached, or finished: never run twice
                     self._wake()
                     return True
-            outcome = self._launch(key, path, job, metrics_file=metrics_file)
+            outcome = self._launch(key, path, job, metrics_file=metrics_file, start_error=start_error)
             if outcome is not None:
                 self._finish_outcome(outcome)
             self._wake()
@@ -220,7 +224,7 @@ class LocalRunner:
         return self._root / lw.dir_name(key)
 
     def _launch(self, key: str, path: Path, job: dict, *,
-                metrics_file: str | None) -> JobOutcome | None:
+                metrics_file: str | None, start_error: str | None = None) -> JobOutcome | None:
         """Create the job directory and spawn the wrapper; a StartError becomes the outcome.
         An OSError writing the directory undoes the job (wrapper killed, directory removed: it
         may start again once the disk has room) and is raised."""
@@ -232,6 +236,8 @@ class LocalRunner:
             # a torn one reads as absent, and recover() then finds the wrapper through /proc.
             lw.write_file(path / "job.json", json.dumps(job).encode())
             try:
+                if start_error is not None:
+                    raise lp.StartError(start_error)
                 spec = lp.plan_launch(job)
                 env = {**self._base_env, **spec.env}
                 work_dir = lj.working_dir(path, spec.working_dir)

@@ -4,7 +4,8 @@ Every problem becomes one line naming the file and the 1-based document number; 
 here raises past the caller. A file is capped at MAX_INPUT_BYTES and its YAML read by
 katib.yamljson (no aliases, nesting at most MAX_DEPTH): hostile input costs its own size. Katib objects (Experiment, Trial, Suggestion of
 kubeflow.org/v1alpha3) are the documents to check; ConfigMaps are kept as trial-template
-sources; `kind: List` documents are unpacked; anything else is a problem."""
+sources (and, with Secrets, as objects `run` stores for its trials' env); `kind: List`
+documents are unpacked; anything else is a problem."""
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ class Document:
 class Inputs:
     katib: list[Document] = field(default_factory=list)       # Katib objects, in input order
     configmaps: list[dict] = field(default_factory=list)
+    secrets: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)          # unusable input, one line each
 
 
@@ -121,9 +123,13 @@ def _sort(source: str, docs: list[tuple[int, object]], *, inputs: Inputs, defaul
         elif obj.get("kind") == "List" and isinstance(obj.get("items"), list):
             _sort(source, [(index, item) for item in obj["items"]], inputs=inputs,
                   default_namespace=default_namespace)
-        elif obj.get("kind") == "ConfigMap" and obj.get("apiVersion") == "v1":
-            obj.setdefault("metadata", {}).setdefault("namespace", default_namespace)
-            inputs.configmaps.append(obj)
+        elif obj.get("kind") in ("ConfigMap", "Secret") and obj.get("apiVersion") == "v1":
+            unusable = _identity_problem(obj)
+            if unusable:
+                inputs.problems.append(f"{where}: {obj['kind']}: {unusable}")
+                continue
+            _default_namespace(obj, default_namespace)
+            (inputs.configmaps if obj["kind"] == "ConfigMap" else inputs.secrets).append(obj)
         elif obj.get("kind") in KINDS and obj.get("apiVersion") == c.API_VERSION:
             unusable = _identity_problem(obj)
             if unusable:

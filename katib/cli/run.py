@@ -66,7 +66,8 @@ def add_parser(subparsers) -> None:
                     "Running it again with the same --db continues the same experiments. Exit codes: "
                     "0 succeeded, 1 an experiment failed or no trial succeeded, 2 invalid input or a "
                     "fatal error, 130 interrupted.")
-    p.add_argument("file", metavar="FILE", help="YAML or JSON file with one or more Experiments")
+    p.add_argument("file", metavar="FILE", help="YAML or JSON file with one or more Experiments, and the "
+                   "ConfigMaps and Secrets they use (stored first, created or replaced)")
     add_plane_arguments(p)
     p.add_argument("-o", "--output", choices=("table", "json"), default="table",
                    help='result format on stdout (default: table); json is always a list of '
@@ -102,8 +103,9 @@ def db_location(args) -> tuple[str, Path]:
     return db, work
 
 
-def load_experiments(path: str, namespace: str) -> tuple[list[dict], list[str]]:
-    """The Experiments of FILE, and one line per problem that makes the input unusable."""
+def load_experiments(path: str, namespace: str) -> tuple[list[dict], list[dict], list[str]]:
+    """The Experiments of FILE, its ConfigMaps and Secrets (stored first: trial templates and
+    what the trials' env refers to), and one line per problem that makes the input unusable."""
     from katib.cli.inputs import read_inputs
 
     inputs = read_inputs([path], default_namespace=namespace)
@@ -111,10 +113,25 @@ def load_experiments(path: str, namespace: str) -> tuple[list[dict], list[str]]:
     experiments = []
     for doc in inputs.katib:
         if doc.kind != "Experiment":
-            problems.append(f"{doc.where}: {doc.kind} {doc.ref()} is not an Experiment: run applies Experiments only")
+            problems.append(f"{doc.where}: {doc.kind} {doc.ref()} is not an Experiment: run applies Experiments "
+                            f"(and the ConfigMaps and Secrets beside them) only")
         else:
             experiments.append(doc.obj)
-    return experiments, problems
+    return experiments, [*inputs.configmaps, *inputs.secrets], problems
+
+
+def apply_object(backend, obj: dict) -> str:
+    """Create a ConfigMap or Secret of the input, or replace the stored one of that name."""
+    try:
+        backend.create(obj)
+        return "created"
+    except AlreadyExists:
+        pass
+    meta = obj["metadata"]
+    stored = backend.get(obj["kind"], meta["namespace"], meta["name"])
+    new = {**obj, "metadata": {**meta, "resourceVersion": stored["metadata"]["resourceVersion"]}}
+    backend.update(new)
+    return "replaced"
 
 
 def apply(backend, exp: dict) -> str:
@@ -135,18 +152,21 @@ def apply(backend, exp: dict) -> str:
 
 
 def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
-    """Read the Experiments of `paths` and open the local control plane: (plane, experiments),
-    or (None, []) after printing one line per problem. `read_only_ok`: on a database another
+    """Read the Experiments of `paths` and open the local control plane: (plane, experiments,
+    the ConfigMaps and Secrets beside them), or (None, [], []) after printing one line per
+    problem. `read_only_ok`: on a database another
     process controls, a read-only view (plane.read_only) if these experiments are finished there,
     else the API of the serve holding it (katib.cli.remote.ApiPlane) if it answers."""
     experiments: list[dict] = []
+    objects: list[dict] = []
     for path in paths:
-        found, problems = load_experiments(path, args.namespace)
+        found, more, problems = load_experiments(path, args.namespace)
         if problems:
             for line in problems:
                 print(f"error: {line}", file=sys.stderr)
-            return None, []
+            return None, [], []
         experiments += found
+        objects += more
     db, work = db_location(args)
     from katib.db import DatabaseLocked
     from katib.runtime import FakeControlPlane, open_read_only
@@ -163,8 +183,8 @@ def open_control_plane(args, paths: list[str], *, read_only_ok: bool = False):
                 raise
     except (KatibError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return None, []
-    return plane, experiments
+        return None, [], []
+    return plane, experiments, objects
 
 
 def shared_metrics_file(exp: dict) -> str | None:
@@ -182,11 +202,27 @@ def shared_metrics_file(exp: dict) -> str | None:
     return mount.path
 
 
-def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, parallel: int | None = None) -> bool:
-    """Apply every experiment; False (after printing every field error) if one is invalid.
-    Prints admission warnings, and one line when parallelTrialCount exceeds the `parallel` cap."""
+def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, parallel: int | None = None,
+              objects: list[dict] = ()) -> bool:
+    """Store the ConfigMaps and Secrets, then apply every experiment; False (after printing
+    every field error) if one is invalid. Prints admission warnings, and one line when
+    parallelTrialCount exceeds the `parallel` cap."""
     from katib.api.validation import experiment_warnings
 
+    for obj in objects:
+        ref = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata'].get('name', '')}"
+        try:
+            how = apply_object(plane.backend, obj)
+        except Invalid as err:
+            print(f"{source}: {ref} is invalid:", file=sys.stderr)
+            for fe in err.errors:
+                print(f"  {fe}", file=sys.stderr)
+            return False
+        except (StorageError, KatibError) as err:
+            print(f"error: {source}: {ref}: {err}", file=sys.stderr)
+            return False
+        if not quiet:
+            print(f"[{ref}] {how}", file=sys.stderr)
     for exp in experiments:
         ref = f"{exp['metadata']['namespace']}/{exp['metadata'].get('name', '')}"
         try:
@@ -227,7 +263,7 @@ def run(args) -> int:
     try:
         # Start-up (opening the DB, applying, recovering) may block, e.g. on a database server
         # that does not answer: Ctrl-C interrupts it at once and is caught here.
-        plane, experiments = open_control_plane(args, [args.file], read_only_ok=True)
+        plane, experiments, objects = open_control_plane(args, [args.file], read_only_ok=True)
         if plane is None:
             return EXIT_ERROR
         if plane.read_only:  # another process controls the DB; these experiments are finished
@@ -238,7 +274,7 @@ def run(args) -> int:
             print("warning: --seed and --parallel are the serve's to set: ignored when running through its API",
                   file=sys.stderr)
         if not apply_all(plane, experiments, source=args.file, quiet=args.quiet,
-                         parallel=None if remote else parallel_cap(args)):
+                         parallel=None if remote else parallel_cap(args), objects=objects):
             return EXIT_ERROR
         plane.start()
         # From here Ctrl-C only sets the flag: the wait loop stops the plane in order (and

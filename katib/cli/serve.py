@@ -80,11 +80,11 @@ def _serve(args, host: str, port: int) -> int:
                 signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
     try:
         # Start-up may block (a database server that does not answer): SIGINT interrupts it.
-        plane, experiments = open_control_plane(args, args.apply)
+        plane, experiments, objects = open_control_plane(args, args.apply)
         if plane is None:
             return EXIT_ERROR
         if not apply_all(plane, experiments, source=", ".join(args.apply), quiet=False,
-                         parallel=parallel_cap(args)):
+                         parallel=parallel_cap(args), objects=objects):
             return EXIT_ERROR
         _ensure_namespaces(plane.backend, ("default", "kubeflow", args.namespace))
         work = db_location(args)[1]
