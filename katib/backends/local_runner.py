@@ -28,11 +28,11 @@ is discarded. Like kubelet's log rotation this is enforced by the runner, about 
 (by what the job writes in that interval, or while katib is down).
 
 Differences from a Kubernetes Job: one attempt (backoffLimit and restartPolicy are not
-applied); one process for TFJob/PyTorchJob (the master-like replica); the image is ignored, so
-`command` is required; `envFrom` and `valueFrom` are refused (the kubelets fill in Secret and
-ConfigMap references first: katib.backends.env_sources); a workingDir must already exist; the
-environment is katib's own (or `base_env`) plus the container's `env`; a process that leaves
-its session escapes stop() and the deadline."""
+applied); a TFJob/PyTorchJob is one process group running every replica (local_replicas);
+the image is ignored, so `command` is required; `envFrom` and `valueFrom` are refused (the
+kubelets fill in Secret and ConfigMap references first: katib.backends.env_sources); a
+workingDir must already exist; the environment is katib's own (or `base_env`) plus the
+container's `env`; a process that leaves its session escapes stop() and the deadline."""
 from __future__ import annotations
 
 import functools
