@@ -103,6 +103,9 @@ def test_the_local_kubelet_runs_a_job_with_its_secret_and_fails_one_whose_secret
     done = k.wait_job("with-secret", finished)
     assert done["status"].get("succeeded") == 1, done["status"]
     assert out.read_text() == "s3cr3t/\n"
+    job_dir = k.runner.output_path("default/with-secret").parent
+    assert "s3cr3t" in (job_dir / "job.json").read_text()    # what ran, as it ran: for the user only
+    assert job_dir.stat().st_mode & 0o077 == 0
     missing = make_job("without-secret", "true")
     missing["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "gone"}}]
     k.backend.create(missing)

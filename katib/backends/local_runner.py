@@ -231,7 +231,7 @@ class LocalRunner:
         now = self._clock.now()
         pidfd = None
         try:
-            path.mkdir()
+            path.mkdir(mode=0o700)   # job.json may hold values from Secrets: the user's alone
             # job.json and pid are written in place (a rename costs as much as the write here):
             # a torn one reads as absent, and recover() then finds the wrapper through /proc.
             lw.write_file(path / "job.json", json.dumps(job).encode())
