@@ -451,25 +451,15 @@ def test_the_work_directory_sits_beside_a_database_file(tmp_path, db, work):
 
 # -- ConfigMaps and Secrets beside the experiment ----------------------------------------
 
-ENV_TEMPLATE = """apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{.Trial}}
-  namespace: {{.NameSpace}}
-spec:
-  template:
-    spec:
-      containers:
-      - name: t
-        image: local
-        command: ["sh", "-c", 'test "$TOKEN/$BASE" = s3cr3t/0.5 && echo accuracy={{range .HyperParameters}}{{.Value}}{{end}}']
-        env:
+# the trial checks the env it got, then reports
+ENV_TEMPLATE = TEMPLATE.format(script=json.dumps(
+    'test "$TOKEN/$BASE" = s3cr3t/0.5 && echo accuracy={{range .HyperParameters}}{{.Value}}{{end}}')).replace(
+    "      restartPolicy: Never", """        env:
         - name: TOKEN
           valueFrom: {secretKeyRef: {name: creds, key: token}}
         envFrom:
         - configMapRef: {name: knobs}
-      restartPolicy: Never
-"""
+      restartPolicy: Never""")
 
 
 def test_run_stores_the_files_configmaps_and_secrets_for_templates_and_env(tmp_path):

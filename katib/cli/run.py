@@ -202,6 +202,22 @@ def shared_metrics_file(exp: dict) -> str | None:
     return mount.path
 
 
+def _applied(apply_fn, backend, obj: dict, *, source: str, what: str) -> str | None:
+    """apply_fn's word for what it did, or None after printing why it could not (every field
+    error of an invalid object; one line for a full or read-only disk, or a refusing API)."""
+    try:
+        return apply_fn(backend, obj)
+    except Invalid as err:
+        print(f"{source}: {what} is invalid:", file=sys.stderr)
+        for fe in err.errors:
+            print(f"  {fe}", file=sys.stderr)
+    except StorageError as err:
+        print(f"error: {err}", file=sys.stderr)
+    except KatibError as err:
+        print(f"error: {source}: {what}: {err}", file=sys.stderr)
+    return None
+
+
 def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, parallel: int | None = None,
               objects: list[dict] = ()) -> bool:
     """Store the ConfigMaps and Secrets, then apply every experiment; False (after printing
@@ -211,29 +227,15 @@ def apply_all(plane, experiments: list[dict], *, source: str, quiet: bool, paral
 
     for obj in objects:
         ref = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata'].get('name', '')}"
-        try:
-            how = apply_object(plane.backend, obj)
-        except Invalid as err:
-            print(f"{source}: {ref} is invalid:", file=sys.stderr)
-            for fe in err.errors:
-                print(f"  {fe}", file=sys.stderr)
-            return False
-        except (StorageError, KatibError) as err:
-            print(f"error: {source}: {ref}: {err}", file=sys.stderr)
+        how = _applied(apply_object, plane.backend, obj, source=source, what=ref)
+        if how is None:
             return False
         if not quiet:
             print(f"[{ref}] {how}", file=sys.stderr)
     for exp in experiments:
         ref = f"{exp['metadata']['namespace']}/{exp['metadata'].get('name', '')}"
-        try:
-            how = apply(plane.backend, exp)
-        except Invalid as err:
-            print(f"{source}: Experiment {ref} is invalid:", file=sys.stderr)
-            for fe in err.errors:
-                print(f"  {fe}", file=sys.stderr)
-            return False
-        except StorageError as err:  # a full or read-only disk: one line, exit 2
-            print(f"error: {err}", file=sys.stderr)
+        how = _applied(apply, plane.backend, exp, source=source, what=f"Experiment {ref}")
+        if how is None:
             return False
         stored = plane.backend.get("Experiment", *ref.split("/", 1))
         for text in experiment_warnings(stored):
