@@ -327,3 +327,31 @@ def test_render_samples_nas_architectures_in_upstreams_format():
     proc = katib("render", enas, "--seed", "3")
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"architecture=\[\[\d+\].*\] nn_config=\{'num_layers': ", proc.stderr)
+
+
+BLOCK = """
+import runpy, sys
+blocked = sys.argv[1]
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Blocker())
+for name in [m for m in sys.modules if m.split(".")[0] == blocked]:
+    del sys.modules[name]
+sys.argv = ["katib.py", *sys.argv[2:]]
+runpy.run_path("katib.py", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("module,package,command", [
+    ("yaml", "PyYAML", ["run", "examples/random-example.yaml"]),        # at start-up
+    ("aiohttp", "aiohttp", ["serve", "--listen", "127.0.0.1:0"]),        # imported by serve only
+])
+def test_a_requirement_that_is_not_installed_is_one_line_naming_it_exit_2(module, package, command, tmp_path):
+    done = subprocess.run([sys.executable, "-c", BLOCK, module, "--fake", "--db", str(tmp_path / "k.db"), *command],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"error: the Python package {package} is not installed for {sys.executable}: install "
+                           f"the requirements (python3 -m venv .venv && .venv/bin/pip install -r requirements.txt) "
+                           f"and run katib.py with .venv/bin/python\n")
