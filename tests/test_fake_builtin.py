@@ -83,3 +83,63 @@ def test_kubectl_sees_what_a_cluster_would_store(api_in_process, tmp_path):
     assert api.kubectl("get", "ns", "team-b", "-o", "jsonpath={.status.phase}").stdout == "Active"
     selected = api.kubectl("get", "ns", "-l", "kubernetes.io/metadata.name=team-b", "-o", "name").stdout.split()
     assert selected == ["namespace/team-b"]
+
+
+# ---- deleting a namespace deletes what is in it ------------------------------------------------
+def ns_with_content(fake):
+    fake.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    for name in ("a", "b"):
+        fake.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "team"}})
+    fake.create(secret(metadata={"name": "s", "namespace": "team"}, stringData={"k": "v"}))
+    fake.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": "default"}})
+
+
+def test_a_namespace_goes_with_everything_in_it_and_nothing_else():
+    from katib.errors import NotFound
+
+    fake = FakeBackend()
+    ns_with_content(fake)
+    gone = []
+    fake.subscribe(lambda e: e.type == "DELETED" and gone.append((e.object["kind"], e.object["metadata"]["name"])))
+    fake.delete("Namespace", "", "team")
+    assert sorted(gone) == [("ConfigMap", "a"), ("ConfigMap", "b"), ("Namespace", "team"), ("Secret", "s")]
+    with pytest.raises(NotFound):
+        fake.get("Namespace", "", "team")
+    assert fake.list("ConfigMap", "team") == [] and [c["metadata"]["name"] for c in fake.list("ConfigMap")] == ["other"]
+
+
+def test_a_finalizer_in_it_keeps_the_namespace_terminating_and_closed_to_new_content():
+    from katib.errors import Forbidden
+
+    fake = FakeBackend()
+    ns_with_content(fake)
+    held = fake.get("ConfigMap", "team", "a")
+    held["metadata"]["finalizers"] = ["test.katib/hold"]
+    fake.update(held)
+    fake.delete("Namespace", "", "team")
+    ns = fake.get("Namespace", "", "team")
+    assert ns["status"]["phase"] == "Terminating" and ns["spec"]["finalizers"] == ["kubernetes"]
+    assert [c["metadata"]["name"] for c in fake.list("ConfigMap", "team")] == ["a"]
+    with pytest.raises(Forbidden, match='configmaps "late" is forbidden: unable to create new content in '
+                                        'namespace team because it is being terminated'):
+        fake.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late", "namespace": "team"}})
+    held = fake.get("ConfigMap", "team", "a")
+    held["metadata"]["finalizers"] = []
+    fake.update(held)
+    assert [n["metadata"]["name"] for n in fake.list("Namespace")] == []
+
+
+def test_an_experiments_namespace_deleted_under_the_controllers_takes_every_trial_with_it():
+    from tests.world import World, make_experiment
+
+    world = World()
+    world.backend.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+    world.apply(make_experiment(parallel_trial_count=2, max_trial_count=4))
+    world.run_until_idle()
+    world.jobs.finish_all()
+    world.run_until_idle()
+    assert world.trials()
+    world.backend.delete("Namespace", "", "default")
+    world.run_until_idle()        # the trial controller removes the trials' finalizers
+    assert [n["metadata"]["name"] for n in world.backend.list("Namespace")] == []
+    assert world.trials() == [] and world.backend.list("Experiment") == []

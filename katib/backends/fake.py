@@ -37,7 +37,7 @@ from katib.backends.fake_meta import (
 from katib.backends.fake_store import Persistence, Store, Txn, clone
 from katib.backends.fake_watch import History
 from katib.clock import Clock
-from katib.errors import Conflict, FieldError, Invalid, NotFound, TemporaryError
+from katib.errors import Conflict, FieldError, Forbidden, Invalid, NotFound, TemporaryError
 
 logger = logging.getLogger(__name__)
 
@@ -350,6 +350,8 @@ class FakeBackend:
             with self._writing() as txn:
                 fake_events.record(txn, obj, type=type, reason=reason, message=message,
                                    source=self._event_source, per_object=per_object, total=total)
+        except Forbidden as err:   # its namespace is being deleted: nothing to tell there
+            logger.debug("event %s not recorded: %s", reason, err)
         except Exception:
             meta = obj.get("metadata") or {}
             logger.warning("[%s/%s] event %s not recorded", meta.get("namespace"), meta.get("name"), reason,

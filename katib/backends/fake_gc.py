@@ -4,11 +4,17 @@ operation that triggered it (a delete, or an update that removed a last finalize
 The rules follow the Kubernetes garbage collector, simplified to one pass that runs to a fixed
 point: an object whose owners are all gone is deleted (its finalizers respected); an object with
 a live owner loses only its dangling references; an owner deleted in the foreground keeps the
-`foregroundDeletion` finalizer until no dependent with `blockOwnerDeletion` is left."""
+`foregroundDeletion` finalizer until no dependent with `blockOwnerDeletion` is left.
+
+A Namespace is deleted as kube-apiserver and the namespace controller do: it is marked
+(phase Terminating, `spec.finalizers: [kubernetes]`), everything in it is deleted (their
+finalizers respected), and it goes when the last of them has gone."""
 from __future__ import annotations
 
 from katib.backends.base import object_key
-from katib.backends.fake_store import FOREGROUND, Key, Txn, is_waiting
+from katib.backends.fake_store import FOREGROUND, Key, Txn, is_waiting, spec_finalizers
+
+NAMESPACE_FINALIZER = "kubernetes"
 
 PROPAGATIONS = ("Background", "Foreground", "Orphan")
 
@@ -39,10 +45,26 @@ def delete_object(txn: Txn, obj: dict, propagation: str) -> None:
         finalizers.append(FOREGROUND)
     marked = with_meta(obj, deletionTimestamp=txn.stamp(), deletionGracePeriodSeconds=0,
                        finalizers=finalizers)
+    if obj.get("kind") == "Namespace":
+        _delete_namespace(txn, marked)
+        return
     txn.commit(marked)  # without finalizers this removes it
     txn.gc_queue.extend(dependents)
     if dependents:
         txn.gc_queue.append(object_key(obj))
+
+
+def _delete_namespace(txn: Txn, marked: dict) -> None:
+    spec = dict(marked.get("spec") or {}) if isinstance(marked.get("spec"), dict) else {}
+    if NAMESPACE_FINALIZER not in (spec.get("finalizers") or ()):
+        spec["finalizers"] = [*(spec.get("finalizers") or ()), NAMESPACE_FINALIZER]
+    status = {**(marked.get("status") or {}), "phase": "Terminating"}
+    stored = txn.commit({**marked, "spec": spec, "status": status})
+    for key in txn.store.keys_in_namespace(stored["metadata"]["name"]):
+        content = txn.store.get(key)
+        if content is not None:
+            delete_object(txn, content, "Background")
+    txn.gc_queue.append(object_key(stored))
 
 
 def collect(txn: Txn) -> None:
@@ -85,7 +107,10 @@ def _finish_deletion(txn: Txn, obj: dict) -> None:
     drops its `foregroundDeletion` finalizer when no blocking dependent is left."""
     meta = obj["metadata"]
     finalizers = meta.get("finalizers") or []
-    if not finalizers:
+    if NAMESPACE_FINALIZER in spec_finalizers(obj) and not txn.store.keys_in_namespace(meta["name"]):
+        spec = {**obj["spec"], "finalizers": [f for f in obj["spec"]["finalizers"] if f != NAMESPACE_FINALIZER]}
+        txn.commit({**obj, "spec": spec})   # emptied: gone unless other finalizers hold it
+    elif not finalizers and not spec_finalizers(obj):
         txn.remove(obj)
     elif FOREGROUND in finalizers and not _has_blocking_dependents(txn, meta["uid"]):
         txn.commit(with_meta(obj, finalizers=[f for f in finalizers if f != FOREGROUND]))

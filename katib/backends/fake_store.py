@@ -14,6 +14,7 @@ from typing import ContextManager, Iterable, Protocol
 
 from katib.backends.base import ADDED, DELETED, MODIFIED, RESOURCES, WatchEvent, object_key
 from katib.clock import Clock, rfc3339
+from katib.errors import Forbidden
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,15 @@ def event_keys(ev: dict) -> tuple[tuple, tuple]:
     return (meta.get("namespace"), involved, source, ev.get("type"), ev.get("reason"), ev.get("message")), involved
 
 
+def spec_finalizers(obj: dict) -> list:
+    """A Namespace's `spec.finalizers` (`kubernetes`: its content is still being deleted),
+    which hold it as metadata finalizers hold any object."""
+    if obj.get("kind") != "Namespace":
+        return []
+    spec = obj.get("spec")
+    return list(spec.get("finalizers") or ()) if isinstance(spec, dict) else []
+
+
 class Store:
     def __init__(self, *, clock: Clock, persistence: Persistence | None):
         self.clock = clock
@@ -101,6 +111,11 @@ class Store:
 
     def keys(self) -> list[Key]:
         return sorted(self._seq, key=self._seq.__getitem__)
+
+    def keys_in_namespace(self, namespace: str) -> list[Key]:
+        """Every object of the namespace, of any kind, in creation order."""
+        found = [(kind, ns, name) for (kind, ns), objs in self._by_ns.items() if ns == namespace for name in objs]
+        return sorted(found, key=self._seq.__getitem__)
 
     def event_like(self, agg: tuple) -> dict | None:
         key = self._event_agg.get(agg)
@@ -224,9 +239,15 @@ class Txn:
         """Store `obj` (a new dict) under a new resourceVersion; an object being deleted whose
         last finalizer is gone is removed instead. Returns what was stored (or finally seen)."""
         meta = obj["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not spec_finalizers(obj):
             return self.remove(obj)
         store, key = self.store, object_key(obj)
+        if key[1] and store.get(key) is None:
+            namespace = store.get(("Namespace", "", key[1]))
+            if namespace is not None and namespace["metadata"].get("deletionTimestamp"):
+                plural = RESOURCES[key[0]].plural if key[0] in RESOURCES else key[0].lower()
+                raise Forbidden(f'{plural} "{key[2]}" is forbidden: unable to create new content in namespace '
+                                f'{key[1]} because it is being terminated')
         obj = {**obj, "metadata": {**meta, "resourceVersion": str(store.next_rv())}}
         if store.persistence:
             store.persistence.put(obj)
@@ -247,6 +268,9 @@ class Txn:
         self.events.append(WatchEvent(DELETED, final))
         self.gc_queue.extend(store.dependent_keys(final["metadata"]["uid"]))
         self._queue_waiting_owners(final["metadata"].get("ownerReferences"))
+        namespace = store.get(("Namespace", "", key[1])) if key[1] else None
+        if namespace is not None and namespace["metadata"].get("deletionTimestamp"):
+            self.gc_queue.append(object_key(namespace))   # it may be empty now
         return final
 
     def rollback(self) -> None:
