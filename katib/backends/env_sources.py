@@ -19,10 +19,21 @@ import binascii
 from typing import Callable
 
 from katib.backends.local_process import StartError
+from katib.errors import NotFound
 
 Lookup = Callable[[str, str, str], "dict | None"]
 _REFS = (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap"))
 _SOURCES = (("secretRef", "Secret"), ("configMapRef", "ConfigMap"))
+
+
+def backend_lookup(backend) -> Lookup:
+    """The lookup of a backend's stored objects (None for one that does not exist)."""
+    def lookup(kind: str, namespace: str, name: str) -> dict | None:
+        try:
+            return backend.get(kind, namespace, name)
+        except NotFound:
+            return None
+    return lookup
 
 
 def needs_lookup(container: dict) -> bool:

@@ -51,13 +51,14 @@ def _secret(new: dict, old: dict | None) -> dict:
     if not isinstance(data, dict):
         raise Invalid([FieldError("data", "must be an object of base64-encoded values", data)],
                       kind="Secret", name=_name(new))
-    merged: dict[str, str] = {}
+    decoded: dict[str, bytes] = {}
     for key, value in data.items():
         errors += _key_errors("data", key)
-        if not isinstance(value, str) or not _is_base64(value):
+        raw = _base64(value)
+        if raw is None:
             errors.append(FieldError(f"data[{key}]", "must be a base64-encoded string", value))
         else:
-            merged[key] = value
+            decoded[key] = raw
     strings = new.pop("stringData", None)
     if strings is not None:
         if not isinstance(strings, dict):
@@ -68,9 +69,8 @@ def _secret(new: dict, old: dict | None) -> dict:
                 if not isinstance(value, str):
                     errors.append(FieldError(f"stringData[{key}]", "must be a string", value))
                 else:
-                    merged[key] = base64.b64encode(value.encode()).decode()
-    size = sum(len(base64.b64decode(v)) for v in merged.values())
-    if size > MAX_DATA:
+                    decoded[key] = value.encode()
+    if sum(len(v) for v in decoded.values()) > MAX_DATA:
         errors.append(FieldError("data", f"Too long: may not be more than {MAX_DATA} bytes", kind=""))
     kind = new.get("type")
     if kind in (None, ""):
@@ -81,8 +81,8 @@ def _secret(new: dict, old: dict | None) -> dict:
         errors.append(FieldError("type", "field is immutable", kind))
     if errors:
         raise Invalid(errors, kind="Secret", name=_name(new))
-    if merged or "data" in new:
-        new["data"] = merged
+    if decoded or "data" in new:
+        new["data"] = {k: base64.b64encode(v).decode() for k, v in decoded.items()}
     return new
 
 
@@ -99,7 +99,7 @@ def _configmap(new: dict, old: dict | None) -> dict:
             errors += _key_errors(field, key)
             if field == "data" and not isinstance(value, str):
                 errors.append(FieldError(f"data[{key}]", "must be a string", value))
-            if field == "binaryData" and (not isinstance(value, str) or not _is_base64(value)):
+            if field == "binaryData" and _base64(value) is None:
                 errors.append(FieldError(f"binaryData[{key}]", "must be a base64-encoded string", value))
     if isinstance(data, dict) and isinstance(binary, dict):
         errors += [FieldError(f"data[{key}]", "duplicate of key present in binaryData", key)
@@ -123,12 +123,14 @@ def _namespace(new: dict, old: dict | None) -> dict:
     return new
 
 
-def _is_base64(text: str) -> bool:
+def _base64(value) -> bytes | None:
+    """The bytes of a base64 string; None for anything else."""
+    if not isinstance(value, str):
+        return None
     try:
-        base64.b64decode(text, validate=True)
+        return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        return False
-    return True
+        return None
 
 
 _PREPARE = {"Secret": _secret, "ConfigMap": _configmap, "Namespace": _namespace}

@@ -107,6 +107,7 @@ class LocalKubelet:
                  working_dir: str | None = None, max_running: int | None = None, on_fatal=None,
                  observation_env=None, free_port=None):
         self.backend = backend
+        self._lookup = env_sources.backend_lookup(backend)   # Secrets and ConfigMaps for env
         # trial name → env of a Custom collector reporting to the observation API (KATIB_*);
         # None: no API here, a Custom collector gets none
         self.observation_env = observation_env
@@ -284,12 +285,6 @@ class LocalKubelet:
         except lp.StartError as err:
             return job, str(err)
         return job, None
-
-    def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
-        try:
-            return self.backend.get(kind, namespace, name)
-        except NotFound:
-            return None
 
     def local_job(self, job: dict) -> dict:
         """The job as run here: containers without workingDir run in katib's working directory

@@ -15,8 +15,9 @@ job's own directory:
   sharing that path run one at a time (`resource`), a leftover file moved aside first;
 * PrometheusMetric: the job gets a free port (katib.backends.ports) in `KATIB_METRICS_PORT`
   (listed first in the container's env, so `$(KATIB_METRICS_PORT)` expands in command and
-  args) and a sidecar, our collector program, scrapes `http://127.0.0.1:<port><path>` while the training runs. A
-  container that never mentions KATIB_METRICS_PORT is taken to listen on the spec's port:
+  args) and a sidecar, our collector program, scrapes `http://127.0.0.1:<port><path>` while
+  the training runs. A container that never mentions KATIB_METRICS_PORT is taken to listen on
+  the spec's port:
   KATIB_METRICS_PORT is then that port and jobs on the same port run one at a time;
 * Custom: `collector.customCollector` is the sidecar, its command and args required (an image's
   entrypoint is not known here), with the same mount mapping, `fieldRef` metadata.name and

@@ -58,6 +58,7 @@ class PodKubelet:
     def __init__(self, backend, runner, *, pods_dir: Path, clock: Clock | None = None,
                  working_dir: str | None = None, on_fatal=None, resolve_service=None):
         self.backend = backend
+        self._lookup = env_sources.backend_lookup(backend)   # Secrets and ConfigMaps for env
         self.runner = runner
         self.pods_dir = Path(pods_dir).absolute()
         self.clock = clock or Clock()
@@ -208,12 +209,6 @@ class PodKubelet:
             if (pod.get("spec") or {}).get("shareProcessNamespace"):
                 self._record_pid(pod_dir, ckey)
         self._write_status(key, state)
-
-    def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
-        try:
-            return self.backend.get(kind, namespace, name)
-        except NotFound:
-            return None
 
     def _resolve(self, container: dict) -> dict:
         out = {}
